@@ -1,0 +1,51 @@
+# Kaquan — the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# The suite runs on PostgreSQL and Redis: these defaults are the local servers.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/kaquan)
+TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/15)
+
+.PHONY: run test lint format worker beat messages bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	@echo "Kaquan demo storefront: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: $(VENV)/.installed
+	@scripts/ensure-services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
+	@scripts/ensure-browser.sh
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
+		$(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+worker: $(VENV)/.installed
+	$(VENV)/bin/celery -A config worker --loglevel=INFO
+
+beat: $(VENV)/.installed
+	$(VENV)/bin/celery -A config beat --loglevel=INFO
+
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=benchmarks
+	$(PY) manage.py compilemessages --ignore=.venv
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .coverage

@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from catalog import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("p/<slug:slug>/", views.product_detail, name="product-detail"),
+]

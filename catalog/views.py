@@ -1,0 +1,28 @@
+"""Storefront pages: home and product."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from catalog import selectors
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    platforms = selectors.platform_list_for_storefront()
+    return render(request, "catalog/home.html", {"platforms": platforms})
+
+
+def product_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    product = selectors.product_get_for_storefront(slug=slug)
+    if product is None:
+        raise Http404
+    offers = selectors.sku_offers_for_product(product=product)
+    selected = request.GET.get("sku") or next(
+        (o.sku.code for o in offers if o.can_buy), offers[0].sku.code if offers else ""
+    )
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {"product": product, "offers": offers, "selected": selected},
+    )

@@ -1,0 +1,45 @@
+"""The admin site: staff log in through allauth (rate limits, MFA) and need TOTP."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from allauth.mfa.models import Authenticator
+from django.conf import settings
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class KaquanAdminSite(admin.AdminSite):
+    site_header = _("卡券 Kaquan 运营后台")
+    site_title = _("卡券 Kaquan")
+    index_title = _("运营管理")
+
+    def has_permission(self, request: HttpRequest) -> bool:
+        if not super().has_permission(request):
+            return False
+        if not settings.STAFF_REQUIRE_MFA:
+            return True
+        return staff_has_totp(request.user.pk)
+
+    def login(
+        self, request: HttpRequest, extra_context: dict | None = None
+    ) -> HttpResponse:
+        """Send staff to allauth's login (throttled, MFA-aware) or to TOTP set-up."""
+        next_url = request.GET.get("next") or reverse("admin:index")
+        user = request.user
+        if user.is_authenticated and user.is_active and user.is_staff:
+            if self.has_permission(request):
+                return HttpResponseRedirect(next_url)
+            return HttpResponseRedirect(reverse("mfa_activate_totp"))
+        return HttpResponseRedirect(
+            reverse("account_login") + "?" + urlencode({"next": next_url})
+        )
+
+
+def staff_has_totp(user_id: int) -> bool:
+    return Authenticator.objects.filter(
+        user_id=user_id, type=Authenticator.Type.TOTP
+    ).exists()

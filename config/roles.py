@@ -1,0 +1,73 @@
+"""Staff roles: the Operators group holds exactly what operators need.
+
+Revealing or exporting a plaintext code is a separate permission, held by the
+"Code custodians" group, so it can be granted to few people and audited.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+OPERATORS = "Operators"
+CODE_CUSTODIANS = "Code custodians"
+
+OPERATOR_PERMISSIONS = {
+    "catalog": [
+        "add_platform",
+        "change_platform",
+        "view_platform",
+        "add_product",
+        "change_product",
+        "view_product",
+        "add_sku",
+        "change_sku",
+        "view_sku",
+        "view_sku_stock",
+        "add_validityrule",
+        "change_validityrule",
+        "view_validityrule",
+        "add_bundleitem",
+        "change_bundleitem",
+        "delete_bundleitem",
+        "view_bundleitem",
+    ],
+    "fulfillment": ["add_codebatch", "view_codebatch", "view_cardcode"],
+    "orders": [
+        "view_order",
+        "view_orderline",
+        "view_orderevent",
+        "view_payment",
+        "view_paymentnotify",
+        "view_refund",
+        "view_orderemail",
+    ],
+}
+CUSTODIAN_PERMISSIONS = {
+    "fulfillment": ["reveal_cardcode", "export_cardcode", "view_codeaccesslog"]
+}
+
+
+def _sync(name: str, wanted: dict[str, list[str]]) -> Group:
+    group, _ = Group.objects.get_or_create(name=name)
+    perms = []
+    for app_label, codenames in wanted.items():
+        found = list(
+            Permission.objects.filter(
+                content_type__app_label=app_label, codename__in=codenames
+            )
+        )
+        missing = set(codenames) - {p.codename for p in found}
+        if missing:
+            raise RuntimeError(
+                f"permissions not found (run migrate first): {sorted(missing)}"
+            )
+        perms.extend(found)
+    group.permissions.set(perms)
+    return group
+
+
+def staff_groups_sync() -> tuple[Group, Group]:
+    """Create or reset the staff groups to exactly their permissions. Idempotent."""
+    return _sync(OPERATORS, OPERATOR_PERMISSIONS), _sync(
+        CODE_CUSTODIANS, CUSTODIAN_PERMISSIONS
+    )

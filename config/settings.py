@@ -1,0 +1,273 @@
+"""Kaquan settings: the only settings module. Everything comes from the environment.
+
+See .env.example for every variable. Defaults favour development only while DEBUG
+is true; with DEBUG off a missing or demo secret is a startup error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+import dj_email_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from config.lib.env import env_bool, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# --- Core --------------------------------------------------------------------
+DEBUG = env_bool("DEBUG", True)
+DEMO_SECRET_KEY = "django-insecure-kaquan-demo-only-never-use-in-production"  # noqa: S105
+SECRET_KEY = env_secret("SECRET_KEY") or (DEMO_SECRET_KEY if DEBUG else "")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "config.apps.KaquanAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "import_export",
+    "config",
+    "catalog",
+    "orders",
+    "fulfillment",
+    "risk",
+    "distribution",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------
+# Persistent connections are mandatory for throughput (docs/performance-notes):
+# CONN_MAX_AGE=0 cut a one-query view from ~1,450 to ~190 req/s.
+DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("CONN_MAX_AGE", 600),
+        conn_health_checks=True,
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+# --- Redis: Celery broker, cache, rate-limit counters ------------------------
+REDIS_URL = env_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "kaquan"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ------------------------------------------------------------------
+# No REDIS_URL: tasks run in-process (the make-run demo). Periodic tasks are in
+# config/celery.py.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = 30
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "Asia/Shanghai"
+# A broker that is down must not hang a request: fail fast, the outbox retries.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+}
+
+# --- Auth and accounts (django-allauth) --------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_USER_MODEL_USERNAME_FIELD = "username"
+ACCOUNT_EMAIL_VERIFICATION = env_str(
+    "ACCOUNT_EMAIL_VERIFICATION", "optional" if DEBUG else "mandatory"
+)
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+# allauth's built-in rate limits (login failures, signups, resets) stay on;
+# their counters live in the cache, i.e. Redis in production.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": "10/m/ip,5/5m/key",
+    "signup": "20/m/ip",
+    "reset_password": "20/m/ip,5/m/key",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Kaquan"
+# Staff must have TOTP to reach /admin/ (config/admin.py); on by default in production.
+STAFF_REQUIRE_MFA = env_bool("STAFF_REQUIRE_MFA", not DEBUG)
+
+# --- Internationalisation ----------------------------------------------------
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "zh-hans")
+LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "Asia/Shanghai")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- Email -------------------------------------------------------------------
+EMAIL_URL = env_str("EMAIL_URL")
+if EMAIL_URL:
+    _email = dj_email_url.parse(EMAIL_URL)
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"]
+    EMAIL_PORT = _email["EMAIL_PORT"]
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"]
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"]
+    EMAIL_USE_TLS = _email["EMAIL_USE_TLS"]
+    EMAIL_USE_SSL = _email["EMAIL_USE_SSL"]
+else:
+    EMAIL_BACKEND = env_str(
+        "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+    )
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kaquan <no-reply@kaquan.example>")
+EMAIL_TIMEOUT = 10
+
+# --- Code vault --------------------------------------------------------------
+# Fernet keys, newest first (docs/VAULT.md). Demo keys exist only for DEBUG.
+DEMO_VAULT_KEYS = ["ZGVtby1rYXF1YW4tdmF1bHQta2V5LTAwMDAwMDAwMDA="]
+DEMO_VAULT_FINGERPRINT_KEY = "demo-kaquan-fingerprint-key-not-secret"
+VAULT_KEYS = [k.strip() for k in env_secret("VAULT_KEYS").split(",") if k.strip()] or (
+    DEMO_VAULT_KEYS if DEBUG else []
+)
+VAULT_FINGERPRINT_KEY = env_secret("VAULT_FINGERPRINT_KEY") or (
+    DEMO_VAULT_FINGERPRINT_KEY if DEBUG else ""
+)
+
+# --- Orders and payments -----------------------------------------------------
+ORDER_PAYMENT_TIMEOUT_MINUTES = env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 15)
+# Unpaid orders one shopper may hold, so nobody can lock the stock by not paying.
+ORDER_MAX_UNPAID_PER_USER = env_int("ORDER_MAX_UNPAID_PER_USER", 3)
+COMMISSION_SETTLEMENT_DAYS = env_int("COMMISSION_SETTLEMENT_DAYS", 7)
+DEMO_SANDBOX_PAY_SECRET = "demo-sandbox-pay-secret"  # noqa: S105
+SANDBOX_PAY_SECRET = env_secret("SANDBOX_PAY_SECRET") or (
+    DEMO_SANDBOX_PAY_SECRET if DEBUG else ""
+)
+PAYMENT_SANDBOX_ENABLED = env_bool("PAYMENT_SANDBOX_ENABLED", True)
+# Where gateways reach us; empty: the host of the request that started the payment.
+PAYMENT_NOTIFY_BASE_URL = env_str("PAYMENT_NOTIFY_BASE_URL").rstrip("/")
+
+# --- Outbound HTTP (config/lib/http.py) --------------------------------------
+# Private and loopback targets are refused unless allowed: the bundled
+# simulators on loopback need them in development and tests.
+HTTP_ALLOW_PRIVATE_ADDRESSES = env_bool("HTTP_ALLOW_PRIVATE_ADDRESSES", DEBUG)
+HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 10)
+
+# --- Security ----------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
+
+# --- Logging -----------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Production guard --------------------------------------------------------
+if not DEBUG:
+    _problems = []
+    if not SECRET_KEY or SECRET_KEY == DEMO_SECRET_KEY:
+        _problems.append("SECRET_KEY")
+    if not VAULT_KEYS or set(VAULT_KEYS) & set(DEMO_VAULT_KEYS):
+        _problems.append("VAULT_KEYS")
+    if not VAULT_FINGERPRINT_KEY or VAULT_FINGERPRINT_KEY == DEMO_VAULT_FINGERPRINT_KEY:
+        _problems.append("VAULT_FINGERPRINT_KEY")
+    if PAYMENT_SANDBOX_ENABLED and (
+        not SANDBOX_PAY_SECRET or SANDBOX_PAY_SECRET == DEMO_SANDBOX_PAY_SECRET
+    ):
+        _problems.append("SANDBOX_PAY_SECRET")
+    if _problems:
+        raise ImproperlyConfigured(
+            "DEBUG is off and these settings are missing or still the demo values: "
+            + ", ".join(_problems)
+        )

@@ -1,0 +1,41 @@
+"""Cross-cutting views: the health check."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """200 `ok` when the database and, where configured, Redis answer; else 503."""
+    problems = []
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # any driver error means "not healthy"
+        logger.warning("healthz: database check failed", exc_info=True)
+        problems.append("database")
+    if settings.REDIS_URL:
+        try:
+            client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+            )
+            client.ping()
+        except redis.RedisError:
+            logger.warning("healthz: redis check failed", exc_info=True)
+            problems.append("redis")
+    if problems:
+        return HttpResponse(
+            "unavailable: " + ", ".join(problems), status=503, content_type="text/plain"
+        )
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,268 @@
+"""Fulfillment services: importing codes into the vault, reserving, selling, revealing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import Sku
+from config.lib.errors import DomainError
+from fulfillment import codefile, vault
+from fulfillment.locks import card_codes_claimable_lock_for_update
+from fulfillment.models import CardCode, CodeAccessLog, CodeBatch
+
+logger = logging.getLogger(__name__)
+
+IMPORT_CHUNK = 5000
+ROTATE_CHUNK = 2000
+
+ERR_NOT_CARD_CODE_SKU = _("该 SKU 不是卡密类商品，不能导入卡密")
+ERR_OUT_OF_STOCK = _("库存不足：%(sku)s 只剩 %(available)d 件")
+
+
+class OutOfStockError(DomainError):
+    code = "out_of_stock"
+
+
+class CodeImportError(DomainError):
+    code = "import_error"
+
+
+@dataclass
+class ImportResult:
+    batch: CodeBatch | None
+    imported: int
+    duplicates: int
+    rejected: int
+    rejected_lines: list[codefile.Rejected] = field(default_factory=list)
+    preview: list[str] = field(default_factory=list)  # masked, e.g. AB****9Z
+
+
+def card_codes_import(
+    *,
+    sku: Sku,
+    content: bytes,
+    file_name: str,
+    actor: AbstractBaseUser | None,
+    source: str = "",
+    cost_price: Decimal | None = None,
+    expires_at: dt.datetime | None = None,
+    note: str = "",
+    dry_run: bool = False,
+) -> ImportResult:
+    """Import a code file into a new batch, encrypted, skipping duplicates.
+
+    1. Parse the whole file first: a malformed file raises before any write.
+    2. Seal every code (Fernet) and fingerprint it (HMAC); drop in-file repeats.
+    3. Insert in chunks with ON CONFLICT DO NOTHING against (sku, fingerprint):
+       codes already in the vault are counted as duplicates, never decrypted.
+    Raises: MalformedFileError, CodeImportError.
+    Idempotent: importing the same file twice imports nothing the second time.
+    """
+    if sku.delivery != Sku.Delivery.CARD_CODE:
+        raise CodeImportError(ERR_NOT_CARD_CODE_SKU)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise CodeImportError(_("过期时间必须晚于现在"))
+    if cost_price is not None and cost_price < 0:
+        raise CodeImportError(_("进价不能为负数"))
+    parsed = codefile.parse(content, file_name=file_name)
+
+    seen: set[str] = set()
+    rows: list[CardCode] = []
+    in_file_duplicates = 0
+    for _line, code in parsed.codes:
+        sealed = vault.seal(code)
+        if sealed.fingerprint in seen:
+            in_file_duplicates += 1
+            continue
+        seen.add(sealed.fingerprint)
+        rows.append(
+            CardCode(
+                sku=sku,
+                ciphertext=sealed.ciphertext,
+                key_id=sealed.key_id,
+                fingerprint=sealed.fingerprint,
+                hint=sealed.hint,
+                expires_at=expires_at,
+            )
+        )
+    preview = [row.hint for row in rows[:20]]
+
+    if dry_run:
+        existing = _existing_fingerprints(sku_id=sku.id, fingerprints=list(seen))
+        return ImportResult(
+            batch=None,
+            imported=len(rows) - len(existing),
+            duplicates=in_file_duplicates + len(existing),
+            rejected=len(parsed.rejected),
+            rejected_lines=parsed.rejected,
+            preview=preview,
+        )
+
+    with transaction.atomic():
+        batch = CodeBatch.objects.create(
+            sku=sku,
+            source=source,
+            cost_price=cost_price,
+            expires_at=expires_at,
+            note=note,
+            file_name=file_name[:200],
+            created_by=actor,
+        )
+        for row in rows:
+            row.batch = batch
+        for start in range(0, len(rows), IMPORT_CHUNK):
+            CardCode.objects.bulk_create(
+                rows[start : start + IMPORT_CHUNK], ignore_conflicts=True
+            )
+        imported = CardCode.objects.filter(batch=batch).count()
+        batch.imported_count = imported
+        batch.duplicate_count = in_file_duplicates + (len(rows) - imported)
+        batch.rejected_count = len(parsed.rejected)
+        batch.save(
+            update_fields=["imported_count", "duplicate_count", "rejected_count"]
+        )
+    logger.info(
+        "code batch %s imported for sku %s: imported=%d duplicates=%d rejected=%d",
+        batch.pk,
+        sku.code,
+        batch.imported_count,
+        batch.duplicate_count,
+        batch.rejected_count,
+    )
+    return ImportResult(
+        batch=batch,
+        imported=batch.imported_count,
+        duplicates=batch.duplicate_count,
+        rejected=batch.rejected_count,
+        rejected_lines=parsed.rejected,
+        preview=preview,
+    )
+
+
+def _existing_fingerprints(*, sku_id: int, fingerprints: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(fingerprints), IMPORT_CHUNK):
+        found.update(
+            CardCode.objects.filter(
+                sku_id=sku_id,
+                fingerprint__in=fingerprints[start : start + IMPORT_CHUNK],
+            ).values_list("fingerprint", flat=True)
+        )
+    return found
+
+
+def card_codes_reserve(
+    *, sku: Sku, order_line_id: int, quantity: int, now: dt.datetime
+) -> list[int]:
+    """Reserve `quantity` codes for an order line inside the caller's transaction.
+
+    Raises: OutOfStockError when fewer free codes exist (the caller rolls back).
+    Locks: free CardCode rows, SKIP LOCKED.
+    """
+    ids = card_codes_claimable_lock_for_update(
+        sku_id=sku.id, quantity=quantity, now=now
+    )
+    if len(ids) < quantity:
+        raise OutOfStockError(
+            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": len(ids)}
+        )
+    # Conditional UPDATE: the status guard is the second line of defence after the lock.
+    updated = CardCode.objects.filter(
+        id__in=ids, status=CardCode.Status.AVAILABLE
+    ).update(
+        status=CardCode.Status.RESERVED, order_line_id=order_line_id, reserved_at=now
+    )
+    if updated != quantity:
+        raise OutOfStockError(
+            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": updated}
+        )
+    return ids
+
+
+def card_codes_release(*, order_line_ids: list[int]) -> int:
+    """Return the reserved codes of these lines to stock. Idempotent."""
+    return CardCode.objects.filter(
+        order_line_id__in=order_line_ids, status=CardCode.Status.RESERVED
+    ).update(status=CardCode.Status.AVAILABLE, order_line=None, reserved_at=None)
+
+
+def card_codes_mark_sold(*, order_line_id: int, quantity: int, now: dt.datetime) -> int:
+    """Turn a line's reserved codes into sold ones; returns how many are sold now.
+
+    Idempotent: codes already sold stay as they are.
+    """
+    CardCode.objects.filter(
+        order_line_id=order_line_id, status=CardCode.Status.RESERVED
+    ).update(status=CardCode.Status.SOLD, sold_at=now)
+    return CardCode.objects.filter(
+        order_line_id=order_line_id, status=CardCode.Status.SOLD
+    ).count()
+
+
+def card_code_reveal(
+    *,
+    code: CardCode,
+    actor: AbstractBaseUser,
+    action: str = CodeAccessLog.Action.REVEALED_BY_BUYER,
+    ip_address: str | None = None,
+) -> str:
+    """Decrypt one code for a permitted viewer and write the audit row first.
+
+    The caller has checked that `actor` may see it (owner or permissioned staff).
+    """
+    CodeAccessLog.objects.create(
+        code=code, actor=actor, action=action, ip_address=ip_address
+    )
+    return vault.open_sealed(ciphertext=code.ciphertext, key_id=code.key_id)
+
+
+def card_codes_expire(*, now: dt.datetime | None = None) -> int:
+    """Mark free codes past their expiry as expired so they leave the claim index."""
+    now = now or timezone.now()
+    count = CardCode.objects.filter(
+        status=CardCode.Status.AVAILABLE, expires_at__isnull=False, expires_at__lte=now
+    ).update(status=CardCode.Status.EXPIRED)
+    if count:
+        logger.info("marked %d card codes expired", count)
+    return count
+
+
+def vault_rotate(
+    *, chunk_size: int = ROTATE_CHUNK, max_chunks: int | None = None
+) -> int:
+    """Re-encrypt codes not under the newest key, one committed chunk at a time.
+
+    Resumable: each chunk commits on its own and the next run picks up the rows
+    still under an old key. Locks: each chunk's CardCode rows (status unchanged).
+    """
+    newest = vault.newest_key_id()
+    done = 0
+    chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        with transaction.atomic():
+            batch = list(
+                CardCode.objects.filter(~Q(key_id=newest))
+                .order_by("pk")
+                .select_for_update(skip_locked=True)
+                .only("id", "ciphertext", "key_id")[:chunk_size]
+            )
+            if not batch:
+                break
+            for code in batch:
+                code.ciphertext, code.key_id = vault.reseal(
+                    ciphertext=code.ciphertext, key_id=code.key_id
+                )
+            CardCode.objects.bulk_update(batch, ["ciphertext", "key_id"])
+        done += len(batch)
+        chunks += 1
+        logger.info("vault rotation: %d codes re-encrypted so far", done)
+    return done

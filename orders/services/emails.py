@@ -1,0 +1,147 @@
+"""The order email outbox: written with the order, sent by Celery, swept by beat.
+
+An email is a row first (in the order's transaction), then a task. If the broker
+is down when the task is queued, the row stays `pending` and the periodic flush
+sends it: nothing is lost, and the unique (order, kind) key means nothing is
+sent twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from kombu.exceptions import OperationalError as BrokerError
+
+from orders.models import Order, OrderEmail, OrderEvent
+
+logger = logging.getLogger(__name__)
+
+FLUSH_AFTER = dt.timedelta(minutes=1)  # give the queued task a head start
+STALE_SENDING = dt.timedelta(minutes=10)  # a worker died between claim and send
+MAX_ATTEMPTS = 8
+# What Celery raises when it cannot reach the broker to publish.
+BROKER_ERRORS = (BrokerError, ConnectionError, OSError)
+
+_TEMPLATES = {
+    OrderEmail.Kind.DELIVERED: "emails/order_delivered",
+    OrderEmail.Kind.REFUNDED: "emails/order_refunded",
+}
+
+
+def order_email_queue(*, order: Order, kind: str) -> OrderEmail | None:
+    """Write the outbox row and queue its task after commit. Idempotent per (order, kind)."""
+    if not order.email:
+        return None
+    email, created = OrderEmail.objects.get_or_create(
+        order=order, kind=kind, defaults={"to": order.email}
+    )
+    if created:
+        transaction.on_commit(partial(order_email_dispatch, email_id=email.id))
+    return email
+
+
+def order_email_dispatch(*, email_id: int) -> bool:
+    """Hand the email to Celery; a broker that is down leaves it for the flush."""
+    from orders.tasks import order_email_send_task
+
+    try:
+        order_email_send_task.delay(email_id=email_id)
+    except BROKER_ERRORS:
+        logger.warning(
+            "broker unavailable; order email %s left for the outbox flush", email_id
+        )
+        return False
+    OrderEmail.objects.filter(id=email_id, queued_at__isnull=True).update(
+        queued_at=timezone.now()
+    )
+    return True
+
+
+def order_email_send(*, email_id: int) -> bool:
+    """Send one outbox email. Returns False when someone else sent or is sending it.
+
+    Claim idiom: pending → sending with a conditional UPDATE; only the claimer sends.
+    Raises: whatever the mail backend raises (the task retries); the row goes back
+    to pending with the error noted.
+    """
+    now = timezone.now()
+    claimed = OrderEmail.objects.filter(
+        Q(status=OrderEmail.Status.PENDING)
+        | Q(status=OrderEmail.Status.SENDING, claimed_at__lte=now - STALE_SENDING),
+        id=email_id,
+    ).update(
+        status=OrderEmail.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    )
+    if claimed != 1:
+        return False
+    email = OrderEmail.objects.select_related("order").get(id=email_id)
+    try:
+        _send(email)
+    except Exception as exc:
+        status = (
+            OrderEmail.Status.FAILED
+            if email.attempts >= MAX_ATTEMPTS
+            else OrderEmail.Status.PENDING
+        )
+        OrderEmail.objects.filter(id=email_id).update(
+            status=status, last_error=f"{type(exc).__name__}: {exc}"[:200]
+        )
+        raise
+    OrderEmail.objects.filter(id=email_id).update(
+        status=OrderEmail.Status.SENT, sent_at=timezone.now()
+    )
+    OrderEvent.objects.create(
+        order=email.order, kind=OrderEvent.Kind.EMAIL_SENT, detail={"kind": email.kind}
+    )
+    return True
+
+
+def order_email_flush(*, now: dt.datetime | None = None) -> int:
+    """Send what is still unsent a while after it was written; returns how many were sent."""
+    now = now or timezone.now()
+    ids = list(
+        OrderEmail.objects.filter(
+            Q(status=OrderEmail.Status.PENDING, created_at__lte=now - FLUSH_AFTER)
+            | Q(status=OrderEmail.Status.SENDING, claimed_at__lte=now - STALE_SENDING)
+        )
+        .order_by("created_at")
+        .values_list("id", flat=True)[:200]
+    )
+    sent = 0
+    for email_id in ids:
+        try:
+            sent += order_email_send(email_id=email_id)
+        except Exception:
+            logger.warning(
+                "order email %s failed again; will retry", email_id, exc_info=True
+            )
+    return sent
+
+
+def _send(email: OrderEmail) -> None:
+    order = email.order
+    # The link to the order, never the code itself.
+    context = {
+        "order": order,
+        "order_url": settings.SITE_URL
+        + reverse("orders:order-detail", args=[order.number]),
+    }
+    template = _TEMPLATES[OrderEmail.Kind(email.kind)]
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string(f"{template}_subject.txt", context).strip()
+        text = render_to_string(f"{template}.txt", context)
+        html = render_to_string(f"{template}.html", context)
+    message = EmailMultiAlternatives(
+        subject, text, settings.DEFAULT_FROM_EMAIL, [email.to]
+    )
+    message.attach_alternative(html, "text/html")
+    message.send()

@@ -1,0 +1,188 @@
+"""Checkout, my orders, the order page, code reveal, the sandbox pay page, notifies."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST
+
+from catalog.selectors import sku_offer_get
+from config.lib.errors import DomainError
+from orders import selectors, services
+from orders.forms import CheckoutForm
+from orders.models import Order, SandboxTrade
+
+logger = logging.getLogger(__name__)
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _get_order_for_user(request: HttpRequest, number: str) -> Order:
+    """The shopper's own order, or 404 (never 403: numbers are not confirmed to exist)."""
+    order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
+    if order is None:
+        raise Http404
+    return order
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def checkout(request: HttpRequest) -> HttpResponse:
+    data = request.POST if request.method == "POST" else request.GET
+    form = CheckoutForm(data)
+    offer = sku_offer_get(code=data.get("sku", ""))
+    if offer is None:
+        messages.error(request, _("该商品当前不在售"))
+        return redirect("catalog:home")
+    product_url = reverse("catalog:product-detail", args=[offer.sku.product.slug])
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect(product_url + f"?sku={offer.sku.code}")
+    quantity = form.cleaned_data["quantity"]
+    if request.method == "GET":
+        context = {
+            "offer": offer,
+            "quantity": quantity,
+            "total": offer.sku.price * quantity,
+            "token": secrets.token_urlsafe(16),
+            "timeout": settings.ORDER_PAYMENT_TIMEOUT_MINUTES,
+        }
+        return render(request, "orders/checkout.html", context)
+    try:
+        order = services.order_place(
+            user=request.user,
+            sku_code=offer.sku.code,
+            quantity=quantity,
+            client_token=form.cleaned_data["token"],
+            ip_address=_client_ip(request),
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect(product_url + f"?sku={offer.sku.code}")
+    return _redirect_to_payment(request, order)
+
+
+def _redirect_to_payment(request: HttpRequest, order: Order) -> HttpResponse:
+    if order.status != Order.Status.PENDING:
+        return redirect("orders:order-detail", number=order.number)
+    notify_base = settings.PAYMENT_NOTIFY_BASE_URL or request.build_absolute_uri(
+        "/"
+    ).rstrip("/")
+    pay_url = services.payment_start(
+        order=order,
+        notify_url=notify_base + reverse("orders:payment-notify", args=["sandbox"]),
+        return_url=request.build_absolute_uri(
+            reverse("orders:order-detail", args=[order.number])
+        ),
+    )
+    return HttpResponseRedirect(pay_url)
+
+
+@login_required
+@require_POST
+def order_pay(request: HttpRequest, number: str) -> HttpResponse:
+    """ "Pay now" on a pending order: back to the gateway's page for it."""
+    order = _get_order_for_user(request, number)
+    if order.status != Order.Status.PENDING:
+        messages.info(request, _("该订单已不是待支付状态"))
+        return redirect("orders:order-detail", number=order.number)
+    return _redirect_to_payment(request, order)
+
+
+@login_required
+def order_list(request: HttpRequest) -> HttpResponse:
+    orders = selectors.order_list_for_user(user_id=request.user.pk)
+    return render(request, "orders/order_list.html", {"orders": orders})
+
+
+@login_required
+@never_cache
+def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    order = _get_order_for_user(request, number)
+    return render(
+        request, "orders/order_detail.html", selectors.order_page_context(order=order)
+    )
+
+
+@login_required
+@never_cache
+@require_POST
+def code_reveal(request: HttpRequest, number: str, code_id: int) -> HttpResponse:
+    """Decrypt one code for its buyer (audited). JSON for the page's script, HTML otherwise."""
+    order = _get_order_for_user(request, number)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        plaintext = services.order_code_reveal(
+            order=order,
+            code_id=code_id,
+            user=request.user,
+            ip_address=_client_ip(request),
+        )
+    except DomainError as exc:
+        if wants_json:
+            return JsonResponse(
+                {"error": {"code": exc.code, "message": exc.message}}, status=400
+            )
+        messages.error(request, exc.message)
+        return redirect("orders:order-detail", number=order.number)
+    if wants_json:
+        return JsonResponse({"code": plaintext})
+    context = selectors.order_page_context(order=order)
+    context["revealed"] = {code_id: plaintext}
+    return render(request, "orders/order_detail.html", context)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
+    """The sandbox gateway's hosted checkout page (it stands in for Alipay's)."""
+    trade = SandboxTrade.objects.filter(token=token).first()
+    if trade is None:
+        raise Http404
+    if request.method == "POST" and trade.status == SandboxTrade.Status.WAITING:
+        action = request.POST.get("action")
+        if action not in ("pay", "cancel"):
+            return render(
+                request, "orders/sandbox_pay.html", {"trade": trade}, status=400
+            )
+        services.sandbox_trade_decide(token=token, pay=action == "pay")
+        return HttpResponseRedirect(trade.return_url)
+    return render(request, "orders/sandbox_pay.html", {"trade": trade})
+
+
+# Gateways cannot send our CSRF token; the notify is authenticated by its signature.
+@csrf_exempt
+@require_POST
+def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
+    fields = {key: request.POST.get(key, "") for key in request.POST}
+    try:
+        result = services.payment_notify_handle(
+            gateway_name=gateway, fields=fields, remote_addr=_client_ip(request)
+        )
+    except LookupError:
+        raise Http404 from None
+    if result.accepted:
+        return HttpResponse("success", content_type="text/plain")
+    return HttpResponse(
+        f"fail: {result.outcome}", status=400, content_type="text/plain"
+    )

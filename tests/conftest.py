@@ -1,0 +1,55 @@
+"""Shared fixtures: personas (alice the shopper, staff), settings, the sandbox signer."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings as django_settings
+
+from config.celery import app as celery_app
+from orders.gateways import sandbox
+from tests.factories.accounts import UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager():
+    """Tasks run in-process unless a test starts a real worker (tests/orders/test_tasks.py)."""
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager = django_settings.CELERY_TASK_ALWAYS_EAGER
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice", email="alice@example.com")
+
+
+@pytest.fixture
+def mallory(db):
+    return UserFactory(username="mallory", email="mallory@example.com")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="staff", email="staff@example.com", is_staff=True)
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def signed_notify(order, *, trade_no="T1", status=sandbox.TRADE_SUCCESS, amount=None):
+    """A notify exactly as the sandbox gateway signs it."""
+    return sandbox.notify_fields(
+        out_trade_no=order.number,
+        trade_no=trade_no,
+        amount=order.total_amount if amount is None else amount,
+        status=status,
+    )

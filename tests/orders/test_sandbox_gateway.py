@@ -1,0 +1,59 @@
+"""The sandbox gateway over real HTTP: the pay page's notify reaches our endpoint on loopback."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from orders.models import Order, PaymentNotify, SandboxTrade
+from tests.factories.catalog import SkuFactory
+from tests.factories.fulfillment import available, stock_codes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def shop(live_server, settings, client, alice):
+    settings.PAYMENT_NOTIFY_BASE_URL = live_server.url
+    sku = SkuFactory(code="TX-VIP-MONTH")
+    stock_codes(sku, 3)
+    client.force_login(alice)
+    client.post(
+        reverse("orders:checkout"), {"sku": "TX-VIP-MONTH", "quantity": 1, "token": "t"}
+    )
+    return sku, Order.objects.get(), SandboxTrade.objects.get()
+
+
+def test_sandbox_pay_sends_signed_notify_over_http_and_order_is_delivered(client, shop):
+    _sku, order, trade = shop
+
+    response = client.post(
+        reverse("orders:sandbox-pay", args=[trade.token]), {"action": "pay"}
+    )
+
+    assert response.status_code == 302
+    order.refresh_from_db()
+    assert order.status == Order.Status.DELIVERED
+    notify = PaymentNotify.objects.get()
+    assert (notify.outcome, notify.remote_addr) == ("paid", "127.0.0.1")
+    assert notify.payload["trade_no"] == trade.trade_no
+
+
+def test_sandbox_pay_double_click_sends_one_notify(client, shop):
+    _sku, _order, trade = shop
+
+    client.post(reverse("orders:sandbox-pay", args=[trade.token]), {"action": "pay"})
+    client.post(reverse("orders:sandbox-pay", args=[trade.token]), {"action": "pay"})
+
+    assert PaymentNotify.objects.count() == 1
+
+
+def test_sandbox_cancel_notifies_closed_and_releases_stock(client, shop):
+    sku, order, trade = shop
+
+    client.post(reverse("orders:sandbox-pay", args=[trade.token]), {"action": "cancel"})
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert PaymentNotify.objects.get().outcome == "closed"
+    assert available(sku) == 3
