@@ -28,7 +28,9 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) manage.py makemigrations --check --dry-run
-	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" \
+	# CONN_MAX_AGE=0: test threads (live server, worker) must not keep connections
+	# open past a test, or the test database cannot be dropped.
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" CONN_MAX_AGE=0 \
 		$(PY) -m pytest --cov --cov-branch --cov-report=term:skip-covered $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed

@@ -1,0 +1,124 @@
+"""The email outbox with a real Celery worker on Redis, and with the broker down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from django.conf import settings as django_settings
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from config.celery import app as celery_app
+from fulfillment.models import CardCode
+from orders.models import Order, OrderEmail
+from orders.services import order_email_flush, order_place
+from orders.tasks import order_expire_unpaid_task
+from tests.conftest import signed_notify
+from tests.factories.catalog import SkuFactory
+from tests.factories.fulfillment import stock_codes
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def real_worker():
+    """A Celery worker thread consuming from the test Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    celery_app.conf.task_always_eager = False
+    celery_app.control.purge()
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10
+    ):
+        yield
+    celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def broker_down():
+    """Point Celery at a port where nothing listens, as when Redis is down."""
+    celery_app.conf.task_always_eager = False
+    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    yield
+    celery_app.conf.broker_url = django_settings.CELERY_BROKER_URL
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    celery_app.conf.task_always_eager = True
+
+
+@pytest.fixture
+def paid_order(client, alice):
+    sku = SkuFactory(code="TX-VIP-MONTH")
+    stock_codes(sku, 2)
+    order = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1)
+
+    def pay():
+        client.post(
+            reverse("orders:payment-notify", args=["sandbox"]), signed_notify(order)
+        )
+        return order
+
+    return pay
+
+
+def _wait_for(predicate, seconds=15.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_delivery_email_sent_by_real_worker(real_worker, paid_order):
+    order = paid_order()
+
+    assert _wait_for(
+        lambda: OrderEmail.objects.filter(order=order, status="sent").exists()
+    )
+    email = OrderEmail.objects.get(order=order)
+    assert email.queued_at is not None
+    assert email.attempts == 1
+    assert [m.to for m in mail.outbox] == [["alice@example.com"]]
+
+
+def test_expiry_task_cancels_overdue_order_on_real_worker(real_worker, alice):
+    sku = SkuFactory(code="TX-VIP-MONTH")
+    stock_codes(sku, 1)
+    order = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1)
+    Order.objects.filter(pk=order.pk).update(
+        expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+
+    order_expire_unpaid_task.delay()
+
+    assert _wait_for(lambda: Order.objects.get(pk=order.pk).status == "cancelled")
+    assert CardCode.objects.get().status == "available"
+
+
+def test_email_kept_in_outbox_when_broker_down_and_flushed_later(
+    broker_down, paid_order
+):
+    order = paid_order()
+
+    email = OrderEmail.objects.get(order=order)
+    assert (email.status, email.queued_at) == ("pending", None)
+    assert mail.outbox == []
+
+    celery_app.conf.task_always_eager = True
+    sent_now = order_email_flush()  # too early: the task might still be on its way
+    OrderEmail.objects.filter(pk=email.pk).update(
+        created_at=email.created_at.replace(year=2000)
+    )
+    sent_later = order_email_flush()
+    again = order_email_flush()
+
+    assert (sent_now, sent_later, again) == (0, 1, 0)
+    assert len(mail.outbox) == 1
+    order.refresh_from_db()
+    assert order.status == "delivered"
