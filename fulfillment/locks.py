@@ -22,7 +22,7 @@ def card_codes_claimable_lock_for_update(
     The ordering (expires_at, id) matches the partial claim index so the planner
     walks only available rows (docs/performance-notes.md, lesson 3).
     """
-    qs: QuerySet[CardCode] = (
+    qs: QuerySet[CardCode, int] = (
         CardCode.objects.filter(sku_id=sku_id, status=CardCode.Status.AVAILABLE)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by("expires_at", "id")

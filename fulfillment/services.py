@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -51,7 +51,7 @@ def card_codes_import(
     sku: Sku,
     content: bytes,
     file_name: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     source: str = "",
     cost_price: Decimal | None = None,
     expires_at: dt.datetime | None = None,
@@ -211,7 +211,7 @@ def card_codes_mark_sold(*, order_line_id: int, quantity: int, now: dt.datetime)
 def card_code_reveal(
     *,
     code: CardCode,
-    actor: AbstractBaseUser,
+    actor: User,
     action: str = CodeAccessLog.Action.REVEALED_BY_BUYER,
     ip_address: str | None = None,
 ) -> str:

@@ -8,6 +8,7 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import (
     Http404,
     HttpRequest,
@@ -31,11 +32,17 @@ from orders.models import Order, SandboxTrade
 logger = logging.getLogger(__name__)
 
 
+class AuthedRequest(HttpRequest):
+    """What a @login_required view receives: the user is a real one."""
+
+    user: User
+
+
 def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _get_order_for_user(request: HttpRequest, number: str) -> Order:
+def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
     """The shopper's own order, or 404 (never 403: numbers are not confirmed to exist)."""
     order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
     if order is None:
@@ -45,7 +52,7 @@ def _get_order_for_user(request: HttpRequest, number: str) -> Order:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def checkout(request: HttpRequest) -> HttpResponse:
+def checkout(request: AuthedRequest) -> HttpResponse:
     data = request.POST if request.method == "POST" else request.GET
     form = CheckoutForm(data)
     offer = sku_offer_get(code=data.get("sku", ""))
@@ -56,7 +63,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect(product_url + f"?sku={offer.sku.code}")
     quantity = form.cleaned_data["quantity"]
     if request.method == "GET":
@@ -100,7 +107,7 @@ def _redirect_to_payment(request: HttpRequest, order: Order) -> HttpResponse:
 
 @login_required
 @require_POST
-def order_pay(request: HttpRequest, number: str) -> HttpResponse:
+def order_pay(request: AuthedRequest, number: str) -> HttpResponse:
     """ "Pay now" on a pending order: back to the gateway's page for it."""
     order = _get_order_for_user(request, number)
     if order.status != Order.Status.PENDING:
@@ -110,14 +117,14 @@ def order_pay(request: HttpRequest, number: str) -> HttpResponse:
 
 
 @login_required
-def order_list(request: HttpRequest) -> HttpResponse:
+def order_list(request: AuthedRequest) -> HttpResponse:
     orders = selectors.order_list_for_user(user_id=request.user.pk)
     return render(request, "orders/order_list.html", {"orders": orders})
 
 
 @login_required
 @never_cache
-def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+def order_detail(request: AuthedRequest, number: str) -> HttpResponse:
     order = _get_order_for_user(request, number)
     return render(
         request, "orders/order_detail.html", selectors.order_page_context(order=order)
@@ -127,7 +134,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
 @login_required
 @never_cache
 @require_POST
-def code_reveal(request: HttpRequest, number: str, code_id: int) -> HttpResponse:
+def code_reveal(request: AuthedRequest, number: str, code_id: int) -> HttpResponse:
     """Decrypt one code for its buyer (audited). JSON for the page's script, HTML otherwise."""
     order = _get_order_for_user(request, number)
     wants_json = "application/json" in request.headers.get("Accept", "")

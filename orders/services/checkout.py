@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -42,7 +42,7 @@ class TooManyUnpaidOrdersError(CheckoutError):
 
 def order_place(
     *,
-    user: AbstractBaseUser,
+    user: User,
     sku_code: str,
     quantity: int,
     client_token: str = "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -61,7 +61,7 @@ def order_deliver(*, order: Order, now: dt.datetime) -> bool:
 
 
 def order_code_reveal(
-    *, order: Order, code_id: int, user: AbstractBaseUser, ip_address: str | None = None
+    *, order: Order, code_id: int, user: User, ip_address: str | None = None
 ) -> str:
     """Decrypt one of the buyer's codes; audited on the code and on the order.
 

@@ -19,8 +19,8 @@ from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
-from kombu.exceptions import OperationalError as BrokerError
 
+from config.lib.tasks import enqueue_or_leave_for_sweep
 from orders.models import Order, OrderEmail, OrderEvent
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ logger = logging.getLogger(__name__)
 FLUSH_AFTER = dt.timedelta(minutes=1)  # give the queued task a head start
 STALE_SENDING = dt.timedelta(minutes=10)  # a worker died between claim and send
 MAX_ATTEMPTS = 8
-# What Celery raises when it cannot reach the broker to publish.
-BROKER_ERRORS = (BrokerError, ConnectionError, OSError)
 
 _TEMPLATES = {
     OrderEmail.Kind.DELIVERED: "emails/order_delivered",
@@ -53,12 +51,7 @@ def order_email_dispatch(*, email_id: int) -> bool:
     """Hand the email to Celery; a broker that is down leaves it for the flush."""
     from orders.tasks import order_email_send_task
 
-    try:
-        order_email_send_task.delay(email_id=email_id)
-    except BROKER_ERRORS:
-        logger.warning(
-            "broker unavailable; order email %s left for the outbox flush", email_id
-        )
+    if not enqueue_or_leave_for_sweep(order_email_send_task, email_id=email_id):
         return False
     OrderEmail.objects.filter(id=email_id, queued_at__isnull=True).update(
         queued_at=timezone.now()

@@ -18,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.lib.errors import DomainError
+from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import OutOfStockError, card_codes_reserve
 from orders.gateways import NotifyRejected, ParsedNotify, gateway_get
 from orders.gateways import sandbox as sandbox_gateway
@@ -33,7 +34,7 @@ from orders.models import (
 )
 from orders.services.checkout import order_cancel
 from orders.services.delivery import order_deliver
-from orders.services.emails import BROKER_ERRORS, order_email_queue
+from orders.services.emails import order_email_queue
 
 logger = logging.getLogger(__name__)
 Outcome = PaymentNotify.Outcome
@@ -197,22 +198,15 @@ def _order_reopen(*, order: Order, now: dt.datetime) -> bool:
 
 
 def _refund_create(*, order: Order, payment: Payment, reason: str) -> Refund:
+    from orders.tasks import refund_submit_task
+
     refund = Refund.objects.create(
         order=order, payment=payment, amount=payment.amount, reason=reason
     )
-    transaction.on_commit(partial(_refund_enqueue, refund_id=refund.id))
+    transaction.on_commit(
+        partial(enqueue_or_leave_for_sweep, refund_submit_task, refund_id=refund.id)
+    )
     return refund
-
-
-def _refund_enqueue(*, refund_id: int) -> None:
-    from orders.tasks import refund_submit_task
-
-    try:
-        refund_submit_task.delay(refund_id=refund_id)
-    except BROKER_ERRORS:
-        logger.warning(
-            "broker unavailable; refund %s left for the periodic sweep", refund_id
-        )
 
 
 def refund_submit(*, refund_id: int) -> bool:

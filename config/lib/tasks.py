@@ -1,0 +1,30 @@
+"""Queue a task without letting a broker outage fail the caller.
+
+Work that must not be lost is written to the database first (an outbox row, a
+pending refund); the task is only the fast path. When the broker is down the row
+stays pending and a periodic sweep picks it up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kombu.exceptions import OperationalError as BrokerError
+
+logger = logging.getLogger(__name__)
+
+# What Celery raises when it cannot reach the broker to publish.
+BROKER_ERRORS = (BrokerError, ConnectionError, OSError)
+
+
+def enqueue_or_leave_for_sweep(task: Any, **kwargs: Any) -> bool:
+    """`task.delay(**kwargs)`; False (and a warning) when the broker cannot be reached."""
+    try:
+        task.delay(**kwargs)
+    except BROKER_ERRORS:
+        logger.warning(
+            "broker unavailable; %s %s left for the periodic sweep", task.name, kwargs
+        )
+        return False
+    return True
