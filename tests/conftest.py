@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 
 from config.celery import app as celery_app
 from orders.gateways import sandbox
@@ -17,6 +18,12 @@ def _celery_eager():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = django_settings.CELERY_TASK_ALWAYS_EAGER
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rate-limit counters live in the cache (Redis): no test inherits another's."""
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)
