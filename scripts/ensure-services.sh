@@ -57,3 +57,24 @@ if ! answers "$r_host" "$r_port"; then
     exit 1
   fi
 fi
+
+# The database itself (pytest-django creates test_<name> beside it; the migrations check reads it).
+.venv/bin/python - "$db_url" <<'PY'
+import sys
+
+import dj_database_url
+import psycopg2
+from psycopg2 import sql
+
+cfg = dj_database_url.parse(sys.argv[1])
+params = {"host": cfg["HOST"] or None, "port": cfg["PORT"] or None, "user": cfg["USER"] or None,
+          "password": cfg["PASSWORD"] or None}
+try:
+    psycopg2.connect(dbname=cfg["NAME"], **params).close()
+except psycopg2.OperationalError:
+    conn = psycopg2.connect(dbname="postgres", **params)
+    conn.autocommit = True
+    conn.cursor().execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg["NAME"])))
+    conn.close()
+    print(f"created database {cfg['NAME']}")
+PY
