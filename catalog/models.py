@@ -49,8 +49,8 @@ class Platform(models.Model):
     )
     sort_order = models.PositiveSmallIntegerField(_("排序"), default=100)
     is_active = models.BooleanField(_("上架"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
 
     class Meta:
         ordering = ["sort_order", "id"]
@@ -75,7 +75,7 @@ class ValidityRule(models.Model):
     redeem_within_days = models.PositiveIntegerField(
         _("售出后 N 天内兑换"), null=True, blank=True
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
 
     class Meta:
         ordering = ["name"]
@@ -112,8 +112,8 @@ class Product(models.Model):
     redeem_instructions = models.TextField(_("兑换方式"), blank=True)
     sort_order = models.PositiveSmallIntegerField(_("排序"), default=100)
     is_active = models.BooleanField(_("上架"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
 
     class Meta:
         ordering = ["sort_order", "id"]
@@ -149,7 +149,9 @@ class Sku(models.Model):
         decimal_places=2,
         validators=[MinValueValidator(Decimal("0.01"))],
     )
-    currency = models.CharField(max_length=3, default="CNY", editable=False)
+    currency = models.CharField(
+        max_length=3, default="CNY", editable=False, verbose_name=_("币种")
+    )
     delivery = models.CharField(
         _("发货方式"), max_length=20, choices=Delivery, default=Delivery.CARD_CODE
     )
@@ -168,8 +170,8 @@ class Sku(models.Model):
     is_active = models.BooleanField(_("上架"), default=True)
     low_stock_threshold = models.PositiveIntegerField(_("低库存阈值"), default=10)
     sort_order = models.PositiveSmallIntegerField(_("排序"), default=100)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
 
     class Meta:
         ordering = ["sort_order", "price", "id"]

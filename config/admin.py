@@ -22,7 +22,7 @@ class KaquanAdminSite(admin.AdminSite):
             return False
         if not settings.STAFF_REQUIRE_MFA:
             return True
-        return staff_has_totp(request.user.pk)
+        return request.user.pk is not None and staff_has_totp(request.user.pk)
 
     def login(
         self, request: HttpRequest, extra_context: dict | None = None
@@ -40,6 +40,7 @@ class KaquanAdminSite(admin.AdminSite):
 
 
 def staff_has_totp(user_id: int) -> bool:
-    return Authenticator.objects.filter(
+    has_totp: bool = Authenticator.objects.filter(
         user_id=user_id, type=Authenticator.Type.TOTP
     ).exists()
+    return has_totp

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from fulfillment.models import CardCode
+from fulfillment.selectors import sellable_q
 
 
 def card_codes_claimable_lock_for_update(
     *, sku_id: int, quantity: int, now: dt.datetime
 ) -> list[int]:
-    """Lock up to `quantity` free, unexpired codes of a SKU, first-expiring first.
+    """Lock up to `quantity` sellable codes of a SKU, first-expiring first.
 
     The ordering (expires_at, id) matches the partial claim index so the planner
     walks only available rows (docs/performance-notes.md, lesson 3).
     """
     qs: QuerySet[CardCode, int] = (
-        CardCode.objects.filter(sku_id=sku_id, status=CardCode.Status.AVAILABLE)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        CardCode.objects.filter(sellable_q(now=now), sku_id=sku_id)
         .order_by("expires_at", "id")
         .select_for_update(skip_locked=True)
         .values_list("id", flat=True)

@@ -25,7 +25,7 @@ class CodeBatch(models.Model):
     cost_price = models.DecimalField(
         _("进价（每张）"), max_digits=10, decimal_places=2, null=True, blank=True
     )
-    currency = models.CharField(max_length=3, default="CNY", editable=False)
+    currency = models.CharField(_("币种"), max_length=3, default="CNY", editable=False)
     expires_at = models.DateTimeField(_("过期时间"), null=True, blank=True)
     note = models.CharField(_("备注"), max_length=200, blank=True)
     file_name = models.CharField(_("文件名"), max_length=200, blank=True)
@@ -60,12 +60,20 @@ class CardCode(models.Model):
         EXPIRED = "expired", _("已过期")
 
     sku = models.ForeignKey(
-        "catalog.Sku", on_delete=models.PROTECT, related_name="codes"
+        "catalog.Sku",
+        on_delete=models.PROTECT,
+        related_name="codes",
+        verbose_name=_("SKU"),
     )
-    batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, related_name="codes")
-    ciphertext = models.TextField()
-    key_id = models.CharField(max_length=16)
-    fingerprint = models.CharField(max_length=64)
+    batch = models.ForeignKey(
+        CodeBatch,
+        on_delete=models.PROTECT,
+        related_name="codes",
+        verbose_name=_("批次"),
+    )
+    ciphertext = models.TextField(verbose_name=_("密文"))
+    key_id = models.CharField(max_length=16, verbose_name=_("密钥 ID"))
+    fingerprint = models.CharField(max_length=64, verbose_name=_("指纹"))
     hint = models.CharField(_("掩码"), max_length=24)
     status = models.CharField(
         _("状态"), max_length=10, choices=Status, default=Status.AVAILABLE
@@ -78,10 +86,11 @@ class CardCode(models.Model):
         null=True,
         blank=True,
         related_name="codes",
+        verbose_name=_("订单明细"),
     )
-    reserved_at = models.DateTimeField(null=True, blank=True)
-    sold_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    reserved_at = models.DateTimeField(_("预留时间"), null=True, blank=True)
+    sold_at = models.DateTimeField(_("售出时间"), null=True, blank=True)
+    created_at = models.DateTimeField(_("入库时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("卡密")
@@ -133,14 +142,24 @@ class CodeAccessLog(models.Model):
         EXPORTED = "exported", _("导出")
 
     code = models.ForeignKey(
-        CardCode, on_delete=models.PROTECT, related_name="access_logs"
+        CardCode,
+        on_delete=models.PROTECT,
+        related_name="access_logs",
+        verbose_name=_("卡密"),
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("操作人"),
     )
-    action = models.CharField(max_length=20, choices=Action)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=20, choices=Action, verbose_name=_("动作"))
+    ip_address = models.GenericIPAddressField(
+        null=True, blank=True, verbose_name=_("IP 地址")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("创建时间")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

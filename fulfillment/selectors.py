@@ -1,27 +1,42 @@
-"""Reads over the code vault: stock counts and batch summaries."""
+"""Reads over the code vault: what is sellable, stock counts, batch summaries.
+
+"Sellable" is defined once here and used by the storefront, the admin and the
+claim lock: available, and not expiring before an order placed now could be
+paid (so a paid order never receives an expired code).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 
-from django.db.models import Count, Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from fulfillment.models import CardCode, CodeBatch
 
 
+def sellable_q(*, now: dt.datetime, prefix: str = "") -> Q:
+    """Available codes that outlive the payment window of an order placed at `now`."""
+    cutoff = now + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES)
+    return Q(**{f"{prefix}status": CardCode.Status.AVAILABLE}) & (
+        Q(**{f"{prefix}expires_at__isnull": True})
+        | Q(**{f"{prefix}expires_at__gt": cutoff})
+    )
+
+
 def card_code_stock_counts(
     *, sku_ids: Iterable[int], now: dt.datetime | None = None
 ) -> dict[int, int]:
-    """Sellable codes per SKU (available and not expired), in one grouped query."""
+    """Sellable codes per SKU, in one grouped query."""
     now = now or timezone.now()
     ids = list(sku_ids)
     if not ids:
         return {}
     rows = (
-        CardCode.objects.filter(sku_id__in=ids, status=CardCode.Status.AVAILABLE)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        CardCode.objects.filter(sellable_q(now=now), sku_id__in=ids)
         .values("sku_id")
         .annotate(n=Count("id"))
         .order_by()
@@ -31,14 +46,38 @@ def card_code_stock_counts(
     return counts
 
 
+def card_code_stock_annotation(*, now: dt.datetime | None = None) -> Coalesce:
+    """Sellable codes of the outer SKU row, for `Sku.objects.annotate(...)` (admin lists)."""
+    now = now or timezone.now()
+    sellable = (
+        CardCode.objects.filter(sellable_q(now=now), sku=OuterRef("pk"))
+        .order_by()
+        .values("sku")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(sellable, output_field=IntegerField()), 0)
+
+
+def _batch_count(status: str) -> Coalesce:
+    # A correlated count per batch row, served by the (batch, status) index: the page
+    # never aggregates the whole vault.
+    counted = (
+        CardCode.objects.filter(batch=OuterRef("pk"), status=status)
+        .order_by()
+        .values("batch")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
 def code_batch_list_with_counts() -> QuerySet[CodeBatch]:
     """Batches with available/reserved/sold counts annotated, for the admin."""
     return CodeBatch.objects.select_related("sku", "created_by").annotate(
-        available_count=Count(
-            "codes", filter=Q(codes__status=CardCode.Status.AVAILABLE)
-        ),
-        reserved_count=Count("codes", filter=Q(codes__status=CardCode.Status.RESERVED)),
-        sold_count=Count("codes", filter=Q(codes__status=CardCode.Status.SOLD)),
+        available_count=_batch_count(CardCode.Status.AVAILABLE),
+        reserved_count=_batch_count(CardCode.Status.RESERVED),
+        sold_count=_batch_count(CardCode.Status.SOLD),
     )
 
 

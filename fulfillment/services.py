@@ -225,6 +225,38 @@ def card_code_reveal(
     return vault.open_sealed(ciphertext=code.ciphertext, key_id=code.key_id)
 
 
+def card_codes_export(
+    *, codes: list[CardCode], actor: User, ip_address: str | None = None
+) -> list[tuple[CardCode, str]]:
+    """Decrypt codes for a permitted plaintext export, auditing each one.
+
+    All or nothing: every code is decrypted first, then one EXPORTED audit row per
+    code is written in a single insert, and only then does plaintext leave.
+    Raises: VaultError (nothing logged, nothing returned).
+    """
+    plaintexts = [
+        vault.open_sealed(ciphertext=code.ciphertext, key_id=code.key_id)
+        for code in codes
+    ]
+    CodeAccessLog.objects.bulk_create(
+        CodeAccessLog(
+            code=code,
+            actor=actor,
+            action=CodeAccessLog.Action.EXPORTED,
+            ip_address=ip_address,
+        )
+        for code in codes
+    )
+    return list(zip(codes, plaintexts, strict=True))
+
+
+def code_expiry_for_date(day: dt.date) -> dt.datetime:
+    """A code expiring on a date is sellable through that whole day, local time."""
+    return timezone.make_aware(
+        dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)
+    )
+
+
 def card_codes_expire(*, now: dt.datetime | None = None) -> int:
     """Mark free codes past their expiry as expired so they leave the claim index."""
     now = now or timezone.now()

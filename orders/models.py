@@ -37,7 +37,10 @@ class Order(models.Model):
         _("订单号"), max_length=20, unique=True, default=new_order_number
     )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("用户"),
     )
     email = models.EmailField(_("通知邮箱"))
     status = models.CharField(
@@ -50,12 +53,18 @@ class Order(models.Model):
     refunded_amount = models.DecimalField(
         _("已退金额"), max_digits=12, decimal_places=2, default=0
     )
-    currency = models.CharField(max_length=3, default="CNY", editable=False)
+    currency = models.CharField(
+        max_length=3, default="CNY", editable=False, verbose_name=_("币种")
+    )
     # The checkout form's one-time token: a double click returns the same order.
-    client_token = models.CharField(max_length=64, blank=True)
-    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    client_token = models.CharField(
+        max_length=64, blank=True, verbose_name=_("下单令牌")
+    )
+    ip_address = models.GenericIPAddressField(
+        null=True, blank=True, verbose_name=_("IP 地址")
+    )
     created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
     expires_at = models.DateTimeField(_("支付截止"))
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
@@ -102,17 +111,29 @@ class Order(models.Model):
 
 
 class OrderLine(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
-    sku = models.ForeignKey("catalog.Sku", on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("订单")
+    )
+    sku = models.ForeignKey(
+        "catalog.Sku", on_delete=models.PROTECT, related_name="+", verbose_name=_("SKU")
+    )
     # Snapshots: what the shopper bought, even if the catalog changes later.
-    product_name = models.CharField(max_length=100)
-    sku_name = models.CharField(max_length=100)
-    validity_text = models.CharField(max_length=200, blank=True)
-    redeem_instructions = models.TextField(blank=True)
-    quantity = models.PositiveSmallIntegerField()
-    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    product_name = models.CharField(max_length=100, verbose_name=_("商品名称"))
+    sku_name = models.CharField(max_length=100, verbose_name=_("规格名称"))
+    validity_text = models.CharField(
+        max_length=200, blank=True, verbose_name=_("有效期说明")
+    )
+    redeem_instructions = models.TextField(blank=True, verbose_name=_("兑换方式"))
+    quantity = models.PositiveSmallIntegerField(verbose_name=_("数量"))
+    unit_price = models.DecimalField(
+        max_digits=10, decimal_places=2, verbose_name=_("单价")
+    )
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("金额")
+    )
+    delivered_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("发货时间")
+    )
 
     class Meta:
         ordering = ["id"]
@@ -146,17 +167,20 @@ class OrderEvent(models.Model):
         EMAIL_QUEUED = "email_queued", _("通知邮件已排队")
         EMAIL_SENT = "email_sent", _("通知邮件已发送")
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=20, choices=Kind)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("订单")
+    )
+    kind = models.CharField(max_length=20, choices=Kind, verbose_name=_("类型"))
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("操作人"),
     )
-    detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("详情"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -172,13 +196,21 @@ class Payment(models.Model):
         SUCCEEDED = "succeeded", _("成功")
         REFUNDED = "refunded", _("已退款")
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
-    gateway = models.CharField(max_length=20)
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="payments", verbose_name=_("订单")
+    )
+    gateway = models.CharField(max_length=20, verbose_name=_("支付网关"))
     trade_no = models.CharField(_("网关交易号"), max_length=64)
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="CNY", editable=False)
-    status = models.CharField(max_length=10, choices=Status, default=Status.SUCCEEDED)
-    created_at = models.DateTimeField(auto_now_add=True)
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("金额")
+    )
+    currency = models.CharField(
+        max_length=3, default="CNY", editable=False, verbose_name=_("币种")
+    )
+    status = models.CharField(
+        max_length=10, choices=Status, default=Status.SUCCEEDED, verbose_name=_("状态")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -212,18 +244,34 @@ class PaymentNotify(models.Model):
         AMOUNT_MISMATCH = "amount_mismatch", _("金额不符")
         INVALID = "invalid", _("参数无效")
 
-    gateway = models.CharField(max_length=20)
-    payload = models.JSONField()
-    out_trade_no = models.CharField(max_length=64, blank=True, db_index=True)
-    trade_no = models.CharField(max_length=64, blank=True)
-    notify_id = models.CharField(max_length=64, blank=True)
-    outcome = models.CharField(max_length=20, choices=Outcome, default=Outcome.RECEIVED)
-    message = models.CharField(max_length=200, blank=True)
-    order = models.ForeignKey(
-        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="notifies"
+    gateway = models.CharField(max_length=20, verbose_name=_("支付网关"))
+    payload = models.JSONField(verbose_name=_("原始报文"))
+    out_trade_no = models.CharField(
+        max_length=64, blank=True, db_index=True, verbose_name=_("商户订单号")
     )
-    remote_addr = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    trade_no = models.CharField(max_length=64, blank=True, verbose_name=_("网关交易号"))
+    notify_id = models.CharField(max_length=64, blank=True, verbose_name=_("通知 ID"))
+    outcome = models.CharField(
+        max_length=20,
+        choices=Outcome,
+        default=Outcome.RECEIVED,
+        verbose_name=_("处理结果"),
+    )
+    message = models.CharField(max_length=200, blank=True, verbose_name=_("说明"))
+    order = models.ForeignKey(
+        Order,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifies",
+        verbose_name=_("订单"),
+    )
+    remote_addr = models.GenericIPAddressField(
+        null=True, blank=True, verbose_name=_("来源 IP")
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("创建时间")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -240,17 +288,32 @@ class Refund(models.Model):
         SUCCEEDED = "succeeded", _("已退款")
         FAILED = "failed", _("失败")
 
-    refund_no = models.CharField(max_length=40, unique=True, default=new_token)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
-    payment = models.ForeignKey(
-        Payment, on_delete=models.PROTECT, related_name="refunds"
+    refund_no = models.CharField(
+        max_length=40, unique=True, default=new_token, verbose_name=_("退款单号")
     )
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
-    currency = models.CharField(max_length=3, default="CNY", editable=False)
-    reason = models.CharField(max_length=200)
-    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    order = models.ForeignKey(
+        Order, on_delete=models.PROTECT, related_name="refunds", verbose_name=_("订单")
+    )
+    payment = models.ForeignKey(
+        Payment,
+        on_delete=models.PROTECT,
+        related_name="refunds",
+        verbose_name=_("支付"),
+    )
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("金额")
+    )
+    currency = models.CharField(
+        max_length=3, default="CNY", editable=False, verbose_name=_("币种")
+    )
+    reason = models.CharField(max_length=200, verbose_name=_("原因"))
+    status = models.CharField(
+        max_length=10, choices=Status, default=Status.PENDING, verbose_name=_("状态")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    completed_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("完成时间")
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -274,18 +337,32 @@ class SandboxTrade(models.Model):
         PAID = "paid", _("已支付")
         CLOSED = "closed", _("已关闭")
 
-    token = models.CharField(max_length=64, unique=True, default=new_token)
-    trade_no = models.CharField(max_length=40, unique=True)
-    out_trade_no = models.CharField(max_length=64, db_index=True)
-    subject = models.CharField(max_length=200)
-    total_amount = models.DecimalField(max_digits=12, decimal_places=2)
-    notify_url = models.URLField(max_length=300)
-    return_url = models.URLField(max_length=300)
-    status = models.CharField(max_length=10, choices=Status, default=Status.WAITING)
-    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
-    refund_nos = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    token = models.CharField(
+        max_length=64, unique=True, default=new_token, verbose_name=_("支付令牌")
+    )
+    trade_no = models.CharField(
+        max_length=40, unique=True, verbose_name=_("网关交易号")
+    )
+    out_trade_no = models.CharField(
+        max_length=64, db_index=True, verbose_name=_("商户订单号")
+    )
+    subject = models.CharField(max_length=200, verbose_name=_("商品描述"))
+    total_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("金额")
+    )
+    notify_url = models.URLField(max_length=300, verbose_name=_("通知地址"))
+    return_url = models.URLField(max_length=300, verbose_name=_("返回地址"))
+    status = models.CharField(
+        max_length=10, choices=Status, default=Status.WAITING, verbose_name=_("状态")
+    )
+    refunded_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, default=0, verbose_name=_("已退金额")
+    )
+    refund_nos = models.JSONField(
+        default=list, blank=True, verbose_name=_("退款单号列表")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
 
     class Meta:
         verbose_name = _("沙箱交易")
@@ -308,16 +385,22 @@ class OrderEmail(models.Model):
         SENT = "sent", _("已发送")
         FAILED = "failed", _("失败")
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="emails")
-    kind = models.CharField(max_length=20, choices=Kind)
-    to = models.EmailField()
-    status = models.CharField(max_length=10, choices=Status, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=200, blank=True)
-    queued_at = models.DateTimeField(null=True, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="emails", verbose_name=_("订单")
+    )
+    kind = models.CharField(max_length=20, choices=Kind, verbose_name=_("类型"))
+    to = models.EmailField(verbose_name=_("收件人"))
+    status = models.CharField(
+        max_length=10, choices=Status, default=Status.PENDING, verbose_name=_("状态")
+    )
+    attempts = models.PositiveSmallIntegerField(default=0, verbose_name=_("尝试次数"))
+    last_error = models.CharField(
+        max_length=200, blank=True, verbose_name=_("最近错误")
+    )
+    queued_at = models.DateTimeField(null=True, blank=True, verbose_name=_("入队时间"))
+    claimed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("领取时间"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    sent_at = models.DateTimeField(null=True, blank=True, verbose_name=_("发送时间"))
 
     class Meta:
         ordering = ["-created_at", "-id"]

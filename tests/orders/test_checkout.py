@@ -63,6 +63,24 @@ def test_order_place_never_sells_an_expired_code(alice):
         )
 
 
+def test_order_place_skips_codes_expiring_before_payment_could_land(alice, settings):
+    sku = SkuFactory(code="TX-VIP-MONTH")
+    now = timezone.now()
+    timeout = dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES)
+    stock_codes(
+        sku, ["EXPIRESSOON1"], expires_at=now + timeout - dt.timedelta(minutes=1)
+    )
+    stock_codes(
+        sku, ["LASTSLONGER1"], expires_at=now + timeout + dt.timedelta(minutes=5)
+    )
+
+    order = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1, now=now)
+
+    assert order.lines.get().codes.get().hint == "LA****R1"
+    with pytest.raises(OutOfStockError):
+        order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1, now=now)
+
+
 def test_order_place_creates_nothing_when_stock_short(alice):
     sku = SkuFactory(code="TX-VIP-MONTH")
     stock_codes(sku, 1)

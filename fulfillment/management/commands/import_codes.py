@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from catalog.models import Sku
 from config.lib.errors import DomainError
-from fulfillment.services import card_codes_import
+from fulfillment.services import card_codes_import, code_expiry_for_date
 
 
 def _decimal(raw: str) -> Decimal:
@@ -28,13 +27,11 @@ def _decimal(raw: str) -> Decimal:
 
 
 def _expiry(raw: str) -> dt.datetime:
-    """A code expiring on a date is sellable through that whole day, local time."""
     try:
         day = dt.date.fromisoformat(raw)
     except ValueError:
         raise CommandError(f"--expires must be YYYY-MM-DD, got {raw!r}") from None
-    midnight = dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min)
-    return timezone.make_aware(midnight)
+    return code_expiry_for_date(day)
 
 
 class Command(BaseCommand):
