@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,6 +31,9 @@ from orders.forms import CheckoutForm
 from orders.models import Order, SandboxTrade
 
 logger = logging.getLogger(__name__)
+
+
+ORDERS_PER_PAGE = 20
 
 
 class AuthedRequest(HttpRequest):
@@ -67,6 +71,11 @@ def checkout(request: AuthedRequest) -> HttpResponse:
         return redirect(product_url + f"?sku={offer.sku.code}")
     quantity = form.cleaned_data["quantity"]
     if request.method == "GET":
+        try:
+            services.order_check(offer=offer, quantity=quantity, check_stock=True)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+            return redirect(product_url + f"?sku={offer.sku.code}")
         context = {
             "offer": offer,
             "quantity": quantity,
@@ -118,8 +127,13 @@ def order_pay(request: AuthedRequest, number: str) -> HttpResponse:
 
 @login_required
 def order_list(request: AuthedRequest) -> HttpResponse:
-    orders = selectors.order_list_for_user(user_id=request.user.pk)
-    return render(request, "orders/order_list.html", {"orders": orders})
+    paginator = Paginator(
+        selectors.order_list_for_user(user_id=request.user.pk), ORDERS_PER_PAGE
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request, "orders/order_list.html", {"orders": page.object_list, "page": page}
+    )
 
 
 @login_required

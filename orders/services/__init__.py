@@ -7,6 +7,7 @@ from orders.services.checkout import (
     SkuUnavailableError,
     TooManyUnpaidOrdersError,
     order_cancel,
+    order_check,
     order_expire_unpaid,
     order_place,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SkuUnavailableError",
     "TooManyUnpaidOrdersError",
     "order_cancel",
+    "order_check",
     "order_code_reveal",
     "order_deliver",
     "order_email_dispatch",

@@ -8,14 +8,19 @@ import logging
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from catalog.models import Sku
-from catalog.selectors import sku_offer_get
+from catalog.selectors import SkuOffer, sku_offer_get
 from config.lib.errors import DomainError
 from config.lib.money import quantize
-from fulfillment.services import card_codes_release, card_codes_reserve
+from fulfillment.services import (
+    ERR_OUT_OF_STOCK,
+    OutOfStockError,
+    card_codes_release,
+    card_codes_reserve,
+)
 from orders.locks import order_lock_for_update_by_id, user_lock_for_update
 from orders.models import Order, OrderEvent, OrderLine
 
@@ -38,6 +43,25 @@ class InvalidQuantityError(CheckoutError):
 
 class TooManyUnpaidOrdersError(CheckoutError):
     code = "too_many_unpaid_orders"
+
+
+def order_check(*, offer: SkuOffer, quantity: int, check_stock: bool = False) -> None:
+    """The checks a checkout makes before anything is written (also for the confirm page).
+
+    Raises: SkuUnavailableError, InvalidQuantityError, OutOfStockError (with check_stock).
+    """
+    sku = offer.sku
+    if sku.delivery != Sku.Delivery.CARD_CODE:
+        raise SkuUnavailableError(_("该商品暂未开放购买"))
+    if not sku.min_per_order <= quantity <= sku.max_per_order:
+        raise InvalidQuantityError(
+            _("购买数量须在 %(min)d 到 %(max)d 之间")
+            % {"min": sku.min_per_order, "max": sku.max_per_order}
+        )
+    if check_stock and offer.available < quantity:
+        raise OutOfStockError(
+            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": offer.available}
+        )
 
 
 def order_place(
@@ -64,14 +88,8 @@ def order_place(
     offer = sku_offer_get(code=sku_code, now=now)
     if offer is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
+    order_check(offer=offer, quantity=quantity)
     sku = offer.sku
-    if sku.delivery != Sku.Delivery.CARD_CODE:
-        raise SkuUnavailableError(_("该商品暂未开放购买"))
-    if not sku.min_per_order <= quantity <= sku.max_per_order:
-        raise InvalidQuantityError(
-            _("购买数量须在 %(min)d 到 %(max)d 之间")
-            % {"min": sku.min_per_order, "max": sku.max_per_order}
-        )
 
     with transaction.atomic():
         user_lock_for_update(user_id=user.pk)
@@ -104,7 +122,7 @@ def order_place(
             sku=sku,
             product_name=sku.product.name,
             sku_name=sku.name,
-            validity_text=sku.validity_text,
+            validity_text=_snapshot_text(sku),
             redeem_instructions=sku.product.redeem_instructions,
             quantity=quantity,
             unit_price=sku.price,
@@ -118,6 +136,12 @@ def order_place(
             detail={"sku": sku.code, "quantity": quantity, "total": str(total)},
         )
     return order
+
+
+def _snapshot_text(sku: Sku) -> str:
+    # Stored once and shown to everyone: in the shop's language, not the buyer's.
+    with translation.override(settings.LANGUAGE_CODE):
+        return sku.validity_text
 
 
 def order_cancel(*, order_id: int, reason: str, skip_locked: bool = False) -> bool:

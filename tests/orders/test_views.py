@@ -50,6 +50,24 @@ def test_checkout_get_shows_summary_without_creating_anything(alice_client, sku)
     assert not Order.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("quantity", "message"), [(4, "库存不足"), (6, "购买数量须在 1 到 5 之间")]
+)
+def test_checkout_get_refuses_what_post_would_refuse(
+    alice_client, sku, quantity, message
+):
+    response = alice_client.get(
+        reverse("orders:checkout"),
+        {"sku": "TX-VIP-MONTH", "quantity": quantity},
+        follow=True,
+    )
+
+    assert message in response.content.decode()
+    assert response.redirect_chain[-1][0].startswith(
+        reverse("catalog:product-detail", args=["tx-vip"])
+    )
+
+
 def test_checkout_post_places_order_and_redirects_to_sandbox_pay(alice_client, sku):
     response = alice_client.post(
         reverse("orders:checkout"),
@@ -223,6 +241,19 @@ def test_order_list_shows_only_own_orders(alice_client, alice, mallory, sku):
 
     assert mine.number in page
     assert theirs.number not in page
+
+
+def test_order_list_paginates(alice_client, alice, sku, settings):
+    settings.ORDER_MAX_UNPAID_PER_USER = 100
+    stock_codes(sku, 30)
+    for _ in range(23):
+        order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1)
+
+    first = alice_client.get(reverse("orders:order-list"))
+    second = alice_client.get(reverse("orders:order-list"), {"page": 2})
+
+    assert len(first.context["orders"]) == 20
+    assert len(second.context["orders"]) == 3
 
 
 def test_sandbox_pay_page_shows_trade_and_unknown_token_is_404(alice_client, sku):
