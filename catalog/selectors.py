@@ -87,14 +87,20 @@ def sku_offers_for_product(
     return _offers(skus, now)
 
 
-def sku_offer_get(*, code: str, now: dt.datetime | None = None) -> SkuOffer | None:
-    """One SKU on sale now, by its code, with stock; None when not for sale."""
+def sku_get_on_sale(*, code: str, now: dt.datetime | None = None) -> Sku | None:
+    """One SKU on sale now, by its code (no stock count: checkout reserves instead)."""
     now = now or timezone.now()
-    sku = (
+    return (
         Sku.objects.filter(sku_on_sale_q(now), code=code)
         .select_related("product", "product__platform", "validity_rule")
         .first()
     )
+
+
+def sku_offer_get(*, code: str, now: dt.datetime | None = None) -> SkuOffer | None:
+    """One SKU on sale now, by its code, with stock; None when not for sale."""
+    now = now or timezone.now()
+    sku = sku_get_on_sale(code=code, now=now)
     if sku is None:
         return None
     return _offers([sku], now)[0]

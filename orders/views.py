@@ -24,7 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from catalog.selectors import sku_offer_get
+from catalog.selectors import sku_get_on_sale, sku_offer_get
 from config.lib.errors import DomainError
 from orders import selectors, services
 from orders.forms import CheckoutForm
@@ -57,45 +57,54 @@ def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
 @login_required
 @require_http_methods(["GET", "POST"])
 def checkout(request: AuthedRequest) -> HttpResponse:
+    """GET: the confirmation page. POST: place the order and go to the gateway."""
     data = request.POST if request.method == "POST" else request.GET
     form = CheckoutForm(data)
-    offer = sku_offer_get(code=data.get("sku", ""))
-    if offer is None:
+    # Only the SKU here: the stock count is for the confirm page, checkout reserves.
+    sku = sku_get_on_sale(code=data.get("sku", ""))
+    if sku is None:
         messages.error(request, _("该商品当前不在售"))
         return redirect("catalog:home")
-    product_url = reverse("catalog:product-detail", args=[offer.sku.product.slug])
+    back = (
+        reverse("catalog:product-detail", args=[sku.product.slug]) + f"?sku={sku.code}"
+    )
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
                 messages.error(request, str(error))
-        return redirect(product_url + f"?sku={offer.sku.code}")
+        return redirect(back)
     quantity = form.cleaned_data["quantity"]
-    if request.method == "GET":
-        try:
-            services.order_check(offer=offer, quantity=quantity, check_stock=True)
-        except DomainError as exc:
-            messages.error(request, exc.message)
-            return redirect(product_url + f"?sku={offer.sku.code}")
-        context = {
-            "offer": offer,
-            "quantity": quantity,
-            "total": offer.sku.price * quantity,
-            "token": secrets.token_urlsafe(16),
-            "timeout": settings.ORDER_PAYMENT_TIMEOUT_MINUTES,
-        }
-        return render(request, "orders/checkout.html", context)
     try:
+        if request.method == "GET":
+            return _checkout_confirm(request, sku_code=sku.code, quantity=quantity)
         order = services.order_place(
             user=request.user,
-            sku_code=offer.sku.code,
+            sku_code=sku.code,
             quantity=quantity,
             client_token=form.cleaned_data["token"],
             ip_address=_client_ip(request),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect(product_url + f"?sku={offer.sku.code}")
+        return redirect(back)
     return _redirect_to_payment(request, order)
+
+
+def _checkout_confirm(
+    request: AuthedRequest, *, sku_code: str, quantity: int
+) -> HttpResponse:
+    offer = sku_offer_get(code=sku_code)
+    if offer is None:
+        raise DomainError(_("该商品当前不在售"))
+    services.order_check(sku=offer.sku, quantity=quantity, available=offer.available)
+    context = {
+        "offer": offer,
+        "quantity": quantity,
+        "total": offer.sku.price * quantity,
+        "token": secrets.token_urlsafe(16),
+        "timeout": settings.ORDER_PAYMENT_TIMEOUT_MINUTES,
+    }
+    return render(request, "orders/checkout.html", context)
 
 
 def _redirect_to_payment(request: HttpRequest, order: Order) -> HttpResponse:

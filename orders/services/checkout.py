@@ -12,7 +12,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from catalog.models import Sku
-from catalog.selectors import SkuOffer, sku_offer_get
+from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
 from config.lib.money import quantize
 from fulfillment.services import (
@@ -45,12 +45,12 @@ class TooManyUnpaidOrdersError(CheckoutError):
     code = "too_many_unpaid_orders"
 
 
-def order_check(*, offer: SkuOffer, quantity: int, check_stock: bool = False) -> None:
+def order_check(*, sku: Sku, quantity: int, available: int | None = None) -> None:
     """The checks a checkout makes before anything is written (also for the confirm page).
 
-    Raises: SkuUnavailableError, InvalidQuantityError, OutOfStockError (with check_stock).
+    Raises: SkuUnavailableError, InvalidQuantityError, OutOfStockError (when the
+    known `available` stock is short; checkout itself learns it by reserving).
     """
-    sku = offer.sku
     if sku.delivery != Sku.Delivery.CARD_CODE:
         raise SkuUnavailableError(_("该商品暂未开放购买"))
     if not sku.min_per_order <= quantity <= sku.max_per_order:
@@ -58,9 +58,9 @@ def order_check(*, offer: SkuOffer, quantity: int, check_stock: bool = False) ->
             _("购买数量须在 %(min)d 到 %(max)d 之间")
             % {"min": sku.min_per_order, "max": sku.max_per_order}
         )
-    if check_stock and offer.available < quantity:
+    if available is not None and available < quantity:
         raise OutOfStockError(
-            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": offer.available}
+            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": available}
         )
 
 
@@ -85,11 +85,10 @@ def order_place(
     Idempotent: on client_token.
     """
     now = now or timezone.now()
-    offer = sku_offer_get(code=sku_code, now=now)
-    if offer is None:
+    sku = sku_get_on_sale(code=sku_code, now=now)
+    if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
-    order_check(offer=offer, quantity=quantity)
-    sku = offer.sku
+    order_check(sku=sku, quantity=quantity)
 
     with transaction.atomic():
         user_lock_for_update(user_id=user.pk)
