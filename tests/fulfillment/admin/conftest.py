@@ -1,0 +1,50 @@
+"""Staff personas for the vault admin, shared because both halves test permissions.
+
+The operator runs imports and sees masked codes; the custodian may also reveal and
+export plaintext. Batch and code tests alike check what each of them may and may not do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from config.roles import staff_groups_sync
+from tests.factories.accounts import UserFactory
+from tests.factories.catalog import SkuFactory
+
+
+@pytest.fixture
+def groups(db):
+    return staff_groups_sync()
+
+
+@pytest.fixture
+def operator(groups):
+    user = UserFactory(username="operator", is_staff=True)
+    user.groups.add(groups[0])
+    return user
+
+
+@pytest.fixture
+def custodian(groups):
+    """An operator who also holds the code-custodian permissions."""
+    user = UserFactory(username="custodian", is_staff=True)
+    user.groups.add(*groups)
+    return user
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
+
+
+@pytest.fixture
+def custodian_client(client, custodian):
+    client.force_login(custodian)
+    return client
+
+
+@pytest.fixture
+def sku(db):
+    return SkuFactory(code="TX-VIP-MONTH")
