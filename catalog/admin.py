@@ -114,17 +114,18 @@ class StockStateFilter(admin.SimpleListFilter):
 
 @admin.register(Sku)
 class SkuAdmin(admin.ModelAdmin):
+    # Stock first after the identity: it is what operators open this list for.
     list_display = (
         "code",
         "name",
-        "product",
-        "delivery",
-        "price",
-        "face_value",
-        "is_active",
-        "sale_window",
         "stock",
         "stock_flag",
+        "price",
+        "face_value",
+        "product",
+        "delivery",
+        "is_active",
+        "sale_window",
     )
     list_filter = ("delivery", "is_active", StockStateFilter, "product__platform")
     list_select_related = ("product",)

@@ -113,21 +113,22 @@ class CodeBatchAdmin(ExportMixin, admin.ModelAdmin):
     change_list_template = "admin/fulfillment/codebatch/change_list.html"
     import_export_change_list_template = None
 
+    # Counts next to the SKU, provenance after: the list is read for stock first.
     list_display = (
         "id",
         "sku",
-        "source",
-        "cost_price",
-        "expires_at",
-        "note",
-        "created_by",
-        "created_at",
-        "imported_count",
-        "duplicate_count",
-        "rejected_count",
         "available",
         "reserved",
         "sold",
+        "imported_count",
+        "duplicate_count",
+        "rejected_count",
+        "cost_price",
+        "expires_at",
+        "source",
+        "note",
+        "created_by",
+        "created_at",
     )
     list_filter = ("created_at", "sku__product__platform")
     list_select_related = ("sku", "created_by")
