@@ -200,9 +200,11 @@ def card_codes_mark_sold(*, order_line_id: int, quantity: int, now: dt.datetime)
 
     Idempotent: codes already sold stay as they are.
     """
-    CardCode.objects.filter(
+    updated = CardCode.objects.filter(
         order_line_id=order_line_id, status=CardCode.Status.RESERVED
     ).update(status=CardCode.Status.SOLD, sold_at=now)
+    if updated == quantity:
+        return updated  # the usual case: no second query
     return CardCode.objects.filter(
         order_line_id=order_line_id, status=CardCode.Status.SOLD
     ).count()

@@ -60,34 +60,36 @@ def checkout(request: AuthedRequest) -> HttpResponse:
     """GET: the confirmation page. POST: place the order and go to the gateway."""
     data = request.POST if request.method == "POST" else request.GET
     form = CheckoutForm(data)
-    # Only the SKU here: the stock count is for the confirm page, checkout reserves.
-    sku = sku_get_on_sale(code=data.get("sku", ""))
-    if sku is None:
-        messages.error(request, _("该商品当前不在售"))
-        return redirect("catalog:home")
-    back = (
-        reverse("catalog:product-detail", args=[sku.product.slug]) + f"?sku={sku.code}"
-    )
-    if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, str(error))
-        return redirect(back)
-    quantity = form.cleaned_data["quantity"]
+    sku_code = data.get("sku", "")
     try:
+        if not form.is_valid():
+            raise DomainError(
+                "; ".join(str(e) for errors in form.errors.values() for e in errors)
+            )
+        quantity = form.cleaned_data["quantity"]
         if request.method == "GET":
-            return _checkout_confirm(request, sku_code=sku.code, quantity=quantity)
+            return _checkout_confirm(request, sku_code=sku_code, quantity=quantity)
         order = services.order_place(
             user=request.user,
-            sku_code=sku.code,
+            sku_code=sku_code,
             quantity=quantity,
             client_token=form.cleaned_data["token"],
             ip_address=_client_ip(request),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect(back)
+        return _back_to_product(sku_code)
     return _redirect_to_payment(request, order)
+
+
+def _back_to_product(sku_code: str) -> HttpResponse:
+    # Looked up only on the error path: the happy path never needs the product.
+    sku = sku_get_on_sale(code=sku_code)
+    if sku is None:
+        return redirect("catalog:home")
+    return redirect(
+        reverse("catalog:product-detail", args=[sku.product.slug]) + f"?sku={sku.code}"
+    )
 
 
 def _checkout_confirm(
