@@ -8,4 +8,4 @@ RUN pip install --no-cache-dir -e . \
     && useradd --system --uid 1000 kaquan && chown -R kaquan /app
 USER kaquan
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "--workers", "4", "--worker-class", "sync", "--bind", "0.0.0.0:8000", "--access-logfile", "-"]
+CMD ["gunicorn", "config.wsgi", "--workers", "4", "--worker-class", "sync", "--bind", "0.0.0.0:8000", "--timeout", "120", "--access-logfile", "-"]

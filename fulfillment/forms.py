@@ -16,7 +16,9 @@ from fulfillment import codefile
 from fulfillment.services import code_expiry_for_date
 
 ERR_EXPIRES_IN_PAST = _("最后有效日期不能早于今天")
-ERR_FILE_TOO_LARGE = _("文件超过 32 MiB，请拆分后导入")
+ERR_FILE_TOO_LARGE = _(
+    "文件超过 8 MiB：网页导入在一次请求内完成，请拆分文件，或在服务器上用 import_codes 命令导入"
+)
 
 
 class CardCodeSkuChoiceField(forms.ModelChoiceField):
@@ -55,7 +57,7 @@ class CodeImportForm(forms.Form):
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
-        if upload.size is not None and upload.size > codefile.MAX_FILE_BYTES:
+        if upload.size is not None and upload.size > codefile.ADMIN_MAX_FILE_BYTES:
             raise forms.ValidationError(ERR_FILE_TOO_LARGE)
         try:
             codefile.file_format(upload.name or "")

@@ -61,9 +61,10 @@ def card_codes_import(
     """Import a code file into a new batch, encrypted, skipping duplicates.
 
     1. Parse the whole file first: a malformed file raises before any write.
-    2. Seal every code (Fernet) and fingerprint it (HMAC); drop in-file repeats.
-    3. Insert in chunks with ON CONFLICT DO NOTHING against (sku, fingerprint):
-       codes already in the vault are counted as duplicates, never decrypted.
+    2. Fingerprint every code (HMAC) and drop in-file repeats and codes the vault
+       already holds, without decrypting anything and before encrypting anything.
+    3. Seal only the new codes (Fernet) and insert them in chunks with ON CONFLICT
+       DO NOTHING against (sku, fingerprint), which also covers a concurrent import.
     Raises: MalformedFileError, CodeImportError.
     Idempotent: importing the same file twice imports nothing the second time.
     """
@@ -75,15 +76,27 @@ def card_codes_import(
         raise CodeImportError(_("进价不能为负数"))
     parsed = codefile.parse(content, file_name=file_name)
 
-    seen: set[str] = set()
-    rows: list[CardCode] = []
-    in_file_duplicates = 0
+    unique: dict[str, str] = {}  # fingerprint -> code, first occurrence wins
     for _line, code in parsed.codes:
-        sealed = vault.seal(code)
-        if sealed.fingerprint in seen:
-            in_file_duplicates += 1
-            continue
-        seen.add(sealed.fingerprint)
+        unique.setdefault(vault.fingerprint(code), code)
+    in_file_duplicates = len(parsed.codes) - len(unique)
+    existing = _existing_fingerprints(sku_id=sku.id, fingerprints=list(unique))
+    new = [(fp, code) for fp, code in unique.items() if fp not in existing]
+    preview = [vault.mask(code) for _fp, code in new[:20]]
+
+    if dry_run:
+        return ImportResult(
+            batch=None,
+            imported=len(new),
+            duplicates=in_file_duplicates + len(existing),
+            rejected=len(parsed.rejected),
+            rejected_lines=parsed.rejected,
+            preview=preview,
+        )
+
+    rows = []
+    for fp, code in new:
+        sealed = vault.seal(code, known_fingerprint=fp)
         rows.append(
             CardCode(
                 sku=sku,
@@ -94,19 +107,6 @@ def card_codes_import(
                 expires_at=expires_at,
             )
         )
-    preview = [row.hint for row in rows[:20]]
-
-    if dry_run:
-        existing = _existing_fingerprints(sku_id=sku.id, fingerprints=list(seen))
-        return ImportResult(
-            batch=None,
-            imported=len(rows) - len(existing),
-            duplicates=in_file_duplicates + len(existing),
-            rejected=len(parsed.rejected),
-            rejected_lines=parsed.rejected,
-            preview=preview,
-        )
-
     with transaction.atomic():
         batch = CodeBatch.objects.create(
             sku=sku,
@@ -125,7 +125,7 @@ def card_codes_import(
             )
         imported = CardCode.objects.filter(batch=batch).count()
         batch.imported_count = imported
-        batch.duplicate_count = in_file_duplicates + (len(rows) - imported)
+        batch.duplicate_count = len(parsed.codes) - imported
         batch.rejected_count = len(parsed.rejected)
         batch.save(
             update_fields=["imported_count", "duplicate_count", "rejected_count"]

@@ -87,13 +87,14 @@ def mask(code: str) -> str:
     return f"{code[:2]}{'*' * 4}{code[-2:]}"
 
 
-def seal(code: str) -> Sealed:
+def seal(code: str, *, known_fingerprint: str | None = None) -> Sealed:
+    """Encrypt under the newest key; `known_fingerprint` skips recomputing it."""
     ring = _keyring()
     token = ring.fernets[ring.newest_id].encrypt(code.encode())
     return Sealed(
         ciphertext=token.decode(),
         key_id=ring.newest_id,
-        fingerprint=fingerprint(code),
+        fingerprint=known_fingerprint or fingerprint(code),
         hint=mask(code),
     )
 

@@ -33,6 +33,7 @@ from config.lib.errors import DomainError
 from fulfillment import codefile, vault
 from fulfillment.admin._common import _staff_user
 from fulfillment.forms import (
+    ERR_FILE_TOO_LARGE,
     CodeImportConfirmForm,
     CodeImportForm,
     expires_at_from_date,
@@ -52,7 +53,7 @@ MSG_IMPORT_NOTHING_NEW = _("文件里没有可导入的新卡密。")
 MSG_IMPORT_DONE = _(
     "批次 #%(batch)s 导入完成：导入 %(imported)d，重复 %(duplicates)d，拒绝 %(rejected)d。"
 )
-MSG_IMPORT_TOO_LARGE = _("文件超过 32 MiB，请拆分后导入。")
+MSG_IMPORT_TOO_LARGE = ERR_FILE_TOO_LARGE
 
 
 class InMemoryUploadHandler(MemoryFileUploadHandler):
@@ -72,7 +73,7 @@ class InMemoryUploadHandler(MemoryFileUploadHandler):
         encoding: str | None = None,
     ) -> None:
         self.activated = (
-            content_length <= codefile.MAX_FILE_BYTES + UPLOAD_OVERHEAD_BYTES
+            content_length <= codefile.ADMIN_MAX_FILE_BYTES + UPLOAD_OVERHEAD_BYTES
         )
 
 
@@ -222,7 +223,7 @@ class CodeBatchAdmin(ExportMixin, admin.ModelAdmin):
 
         form = CodeImportForm(request.POST, request.FILES)
         if int(request.META.get("CONTENT_LENGTH") or 0) > (
-            codefile.MAX_FILE_BYTES + UPLOAD_OVERHEAD_BYTES
+            codefile.ADMIN_MAX_FILE_BYTES + UPLOAD_OVERHEAD_BYTES
         ):
             form.add_error(None, MSG_IMPORT_TOO_LARGE)
         if not form.is_valid():

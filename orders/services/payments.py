@@ -96,30 +96,29 @@ def payment_notify_handle(
     except NotifyRejected as exc:
         return _finish(notify, exc.code, str(exc), accepted=False)
 
-    order = (
-        Order.objects.filter(number=parsed.out_trade_no)
-        .only("id", "total_amount")
-        .first()
-    )
-    if order is None:
-        return _finish(notify, Outcome.UNKNOWN_ORDER, "no such order", accepted=False)
-    notify.order_id = order.id
-    if parsed.amount != order.total_amount:
-        return _finish(
-            notify,
-            Outcome.AMOUNT_MISMATCH,
-            f"notified {parsed.amount}, order total {order.total_amount}",
-            accepted=False,
-        )
-
-    if parsed.status == "closed":
-        cancelled = order_cancel(order_id=order.id, reason="gateway_closed")
-        return _finish(
-            notify, Outcome.CLOSED, "cancelled" if cancelled else "", accepted=True
-        )
-
-    outcome = _payment_apply(gateway_name=gateway_name, parsed=parsed)
-    return _finish(notify, outcome, "", accepted=True)
+    outcome: str
+    with transaction.atomic():
+        # One locked read serves every branch: lock order Order → CardCode.
+        order = order_lock_for_update(number=parsed.out_trade_no)
+        if order is None:
+            outcome, message, accepted = Outcome.UNKNOWN_ORDER, "no such order", False
+        elif parsed.amount != order.total_amount:
+            outcome, accepted = Outcome.AMOUNT_MISMATCH, False
+            message = f"notified {parsed.amount}, order total {order.total_amount}"
+        elif parsed.status == "closed":
+            cancelled = order_cancel(order_id=order.id, reason="gateway_closed")
+            outcome, message, accepted = (
+                Outcome.CLOSED,
+                ("cancelled" if cancelled else ""),
+                True,
+            )
+        else:
+            outcome = _payment_apply(
+                order=order, gateway_name=gateway_name, parsed=parsed
+            )
+            message, accepted = "", True
+    notify.order_id = order.id if order is not None else None
+    return _finish(notify, outcome, message, accepted=accepted)
 
 
 def _finish(
@@ -139,22 +138,25 @@ def _finish(
     return NotifyResult(accepted=accepted, outcome=outcome, notify_id=notify.id)
 
 
-@transaction.atomic
-def _payment_apply(*, gateway_name: str, parsed: ParsedNotify) -> str:
-    """Locks: Order, then its CardCodes. Returns the notify outcome."""
+def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> str:
+    """Record the payment and act on it. The caller holds the Order row lock.
+
+    Returns the notify outcome; DUPLICATE when this trade was already recorded.
+    """
     now = timezone.now()
-    order = order_lock_for_update(number=parsed.out_trade_no)
-    assert order is not None  # noqa: S101 (found a moment ago; orders are never deleted)
-    payment, created = Payment.objects.get_or_create(
+    # Under the order lock a repeated notify for this order cannot race us; the
+    # unique (gateway, trade_no) key still refuses a trade replayed on another order.
+    if Payment.objects.filter(gateway=gateway_name, trade_no=parsed.trade_no).exists():
+        return Outcome.DUPLICATE
+    payment = Payment.objects.create(
+        order=order,
         gateway=gateway_name,
         trade_no=parsed.trade_no,
-        defaults={"order": order, "amount": parsed.amount},
+        amount=parsed.amount,
     )
-    if not created:
-        return Outcome.DUPLICATE
 
     already_paid = order.status not in (Order.Status.PENDING, Order.Status.CANCELLED)
-    order.paid_amount = F("paid_amount") + parsed.amount
+    order.paid_amount += parsed.amount  # safe: the row is locked
     if already_paid:
         order.save(update_fields=["paid_amount", "updated_at"])
         _refund_create(order=order, payment=payment, reason=REASON_DUPLICATE_PAYMENT)
@@ -175,7 +177,6 @@ def _payment_apply(*, gateway_name: str, parsed: ParsedNotify) -> str:
     order.status = Order.Status.PAID
     order.paid_at = now
     order.save(update_fields=["status", "paid_at", "paid_amount", "updated_at"])
-    order.refresh_from_db(fields=["paid_amount"])
     OrderEvent.objects.create(
         order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": parsed.trade_no}
     )

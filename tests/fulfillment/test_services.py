@@ -106,7 +106,7 @@ def test_card_codes_import_dry_run_writes_nothing_and_previews_masked():
     )
 
     assert (result.imported, result.duplicates) == (1, 1)
-    assert result.preview == ["AA****11", "BB****22"]
+    assert result.preview == ["BB****22"]  # only what would be imported
     assert CardCode.objects.filter(sku=sku).count() == 1
 
 

@@ -1,0 +1,531 @@
+"""Shared helpers for the benchmarks: environment, database, gunicorn, tables.
+
+Everything here talks only to 127.0.0.1 (PostgreSQL, Redis, the gunicorn we start).
+The benchmark scripts import this module by name: `python benchmarks/<script>.py`
+puts benchmarks/ first on sys.path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
+RESULTS = ROOT / "benchmarks" / "results"
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+# Variables we set ourselves; anything the calling shell exports under these names
+# is dropped so a run never inherits someone's EMAIL_URL or DATABASE_URL.
+_OWNED_VARS = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DEBUG",
+    "SECRET_KEY",
+    "VAULT_KEYS",
+    "VAULT_FINGERPRINT_KEY",
+    "SANDBOX_PAY_SECRET",
+    "ALLOWED_HOSTS",
+    "CONN_MAX_AGE",
+    "EMAIL_URL",
+    "EMAIL_BACKEND",
+    "CACHE_KEY_PREFIX",
+    "LOG_LEVEL",
+    "PAYMENT_NOTIFY_BASE_URL",
+    "HTTP_ALLOW_PRIVATE_ADDRESSES",
+)
+
+
+def pg_dsn(db_name: str) -> str:
+    return f"host=127.0.0.1 port=5432 user=postgres dbname={db_name}"
+
+
+def bench_env(*, db_name: str, redis_url: str | None) -> dict[str, str]:
+    """A production-like environment (DEBUG off) with freshly generated secrets."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in _OWNED_VARS and not k.endswith("_FILE")
+    }
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "false",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "VAULT_KEYS": Fernet.generate_key().decode(),
+            "VAULT_FINGERPRINT_KEY": secrets.token_urlsafe(32),
+            "SANDBOX_PAY_SECRET": secrets.token_urlsafe(32),
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
+            "CONN_MAX_AGE": "600",
+            "CACHE_KEY_PREFIX": "kaquan-bench",
+            # The console backend is the default; with REDIS_URL set no email is sent
+            # in-process anyway (the task waits in Redis and is purged afterwards).
+            "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+            "LOG_LEVEL": "WARNING",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+def db_recreate(db_name: str) -> None:
+    """DROP and CREATE a benchmark database (refuses names not starting kaquan_bench)."""
+    if not db_name.startswith("kaquan_bench"):
+        raise SystemExit(
+            f"refusing to drop {db_name!r}: benchmark databases start with kaquan_bench"
+        )
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [db_name],
+        )
+        cur.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(db_name))
+        )
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    conn.close()
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run manage.py with the benchmark environment; raise on failure."""
+    done = subprocess.run(
+        [PYTHON, str(ROOT / "manage.py"), *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(
+            f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
+    return done.stdout
+
+
+def django_setup(env: dict[str, str]) -> None:
+    """Configure Django in this process with the benchmark environment."""
+    os.environ.update(env)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def django_close_connections() -> None:
+    from django.db import connections
+
+    connections.close_all()
+
+
+class Gunicorn:
+    """A gunicorn we start and stop ourselves (by pid, never by name)."""
+
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        port: int,
+        workers: int,
+        worker_class: str,
+        log_path: Path,
+        threads: int = 1,
+    ) -> None:
+        self.env = env
+        self.threads = threads
+        self.port = port
+        self.workers = workers
+        self.worker_class = worker_class
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None  # noqa: S101
+        return self.proc.pid
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            GUNICORN,
+            "config.wsgi",
+            "-w",
+            str(self.workers),
+            "-k",
+            self.worker_class,
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--error-logfile",
+            str(self.log_path),
+            "--log-level",
+            "warning",
+            *(["--threads", str(self.threads)] if self.threads > 1 else []),
+        ]
+
+    def start(self, *, timeout: float = 30) -> None:
+        import httpx
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(self.command, env=self.env, cwd=ROOT)
+        deadline = time.monotonic() + timeout
+        url = f"http://127.0.0.1:{self.port}/healthz"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(
+                    f"gunicorn exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise SystemExit(f"gunicorn did not answer {url} within {timeout} s")
+
+    def stop(self, *, timeout: float = 15) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+
+
+class CpuMeter:
+    """System-wide CPU busy and steal shares between enter and exit, from /proc/stat.
+
+    Steal is time the hypervisor gave our virtual CPUs to someone else: on a shared
+    host it slows everything down without showing up as any process's CPU time.
+    """
+
+    @staticmethod
+    def _read() -> tuple[int, int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        steal = fields[7] if len(fields) > 7 else 0
+        return sum(fields[:8]), idle, steal
+
+    def __enter__(self) -> CpuMeter:
+        self.total0, self.idle0, self.steal0 = self._read()
+        self.busy = 0.0
+        self.steal = 0.0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        total1, idle1, steal1 = self._read()
+        total = total1 - self.total0
+        if total:
+            self.busy = 1 - (idle1 - self.idle0) / total
+            self.steal = (steal1 - self.steal0) / total
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process (all its threads), or None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # stat fields 14 and 15
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def descendants(root: int) -> list[int]:
+    """root and every process below it (gunicorn master and workers)."""
+    parents: dict[int, int] = {}
+    for pid in _all_pids():
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+                parents[pid] = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+    found = [root]
+    frontier = [root]
+    while frontier:
+        current = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == current]
+        found.extend(children)
+        frontier.extend(children)
+    return found
+
+
+def pg_backends(db_name: str) -> list[int]:
+    """PostgreSQL backend processes serving one database (from their process titles)."""
+    pids = []
+    needle = f" {db_name} ".encode()
+    for pid in _all_pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                title = fh.read()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if title.startswith(b"postgres: ") and needle in title:
+            pids.append(pid)
+    return pids
+
+
+class CpuAccount:
+    """CPU seconds spent by given process groups between enter and exit.
+
+    Groups are callables returning pids, evaluated at both ends; a process born in
+    between counts from zero. This separates our cost from other load on the machine.
+    """
+
+    def __init__(self, groups: dict[str, Any]) -> None:
+        self.groups = groups
+        self.seconds: dict[str, float] = {}
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        snap: dict[str, dict[int, float]] = {}
+        for name, pids_of in self.groups.items():
+            snap[name] = {}
+            for pid in pids_of():
+                cpu = proc_cpu_seconds(pid)
+                if cpu is not None:
+                    snap[name][pid] = cpu
+        return snap
+
+    def __enter__(self) -> CpuAccount:
+        self.start = self._snapshot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._snapshot()
+        for name, pids in end.items():
+            self.seconds[name] = sum(
+                cpu - self.start[name].get(pid, 0.0) for pid, cpu in pids.items()
+            )
+
+
+def wait_for_quiet(*, max_busy: float = 0.15, max_wait: float = 10.0) -> float:
+    """Wait (bounded) until the machine is mostly idle; returns the last busy share seen.
+
+    Other work on this machine (test suites, browsers) shares its two cores; a
+    figure taken while they run says little about our code.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = 1.0
+    while True:
+        with CpuMeter() as meter:
+            time.sleep(1.0)
+        busy = meter.busy
+        if busy <= max_busy or time.monotonic() >= deadline:
+            return busy
+
+
+def collapsed_summary(path: Path, *, top: int = 30) -> dict[str, Any]:
+    """Inclusive and own sample shares per function from py-spy's collapsed stacks.
+
+    Each line is `frame;frame;...;leaf count`; a frame is `function (file:line)`.
+    """
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame_name(f) for f in stack.split(";")]
+        for name in set(frames):
+            inclusive[name] = inclusive.get(name, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+
+    def share(table: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(table.items(), key=lambda kv: kv[1], reverse=True)[:top]
+        return [(name, n / total) for name, n in ranked] if total else []
+
+    return {
+        "samples": total,
+        "inclusive": share(inclusive),
+        "own": share(own),
+        "inclusive_all": {k: v / total for k, v in inclusive.items()} if total else {},
+    }
+
+
+def _frame_name(frame: str) -> str:
+    # "order_place (orders/services/checkout.py:57)" -> "order_place (orders/services/checkout.py)"
+    name, _, where = frame.partition(" (")
+    path = where.rsplit(":", 1)[0].rstrip(")")
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path})"
+
+
+APP_PACKAGES = (
+    "orders/",
+    "catalog/",
+    "fulfillment/",
+    "config/",
+    "risk/",
+    "distribution/",
+)
+
+
+def print_profile(summary: dict[str, Any], *, title: str, top: int = 25) -> None:
+    print(f"\n{title}: {summary['samples']} samples")
+    print("  inclusive (the function or anything it called):")
+    for name, frac in summary["inclusive"][:top]:
+        print(f"    {frac:6.1%}  {name}")
+    print("  own time (the leaf frame):")
+    for name, frac in summary["own"][:top]:
+        print(f"    {frac:6.1%}  {name}")
+    app = sorted(
+        (
+            (n, f)
+            for n, f in summary["inclusive_all"].items()
+            if n.split(" (", 1)[1].startswith(APP_PACKAGES)
+        ),
+        key=lambda nf: nf[1],
+        reverse=True,
+    )
+    print("  application functions, inclusive:")
+    for name, frac in app[:top]:
+        print(f"    {frac:6.1%}  {name}")
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def print_table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    cells = [[_fmt(c) for c in row] for row in rows]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+        for i, h in enumerate(headers)
+    ]
+    print(f"\n{title}")
+    print(
+        "| "
+        + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+        + " |"
+    )
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in cells:
+        print(
+            "| "
+            + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+            + " |"
+        )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if abs(value) >= 100:
+            return f"{value:,.0f}"
+        return f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def machine_info() -> dict[str, Any]:
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        mem_kb = int(fh.readline().split()[1])
+    conn = psycopg2.connect(PG_ADMIN_DSN)
+    with conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        pg_version = cur.fetchone()[0]
+    conn.close()
+    return {
+        "app_source": app_source_digest(),
+        "nproc": os.cpu_count(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "postgres": pg_version,
+        "kernel": platform.release(),
+    }
+
+
+APP_DIRS = (
+    "config",
+    "catalog",
+    "orders",
+    "fulfillment",
+    "risk",
+    "distribution",
+    "templates",
+)
+
+
+def app_source_digest() -> dict[str, Any]:
+    """A digest of the application's source, so a figure can be tied to the code it measured
+    (the benchmarks never run git; other people edit the tree in parallel)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(
+        p
+        for d in APP_DIRS
+        for p in (ROOT / d).rglob("*")
+        if p.is_file() and p.suffix in (".py", ".html", ".txt")
+    )
+    newest = 0.0
+    for path in files:
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+        newest = max(newest, path.stat().st_mtime)
+    return {
+        "sha256": digest.hexdigest()[:16],
+        "files": len(files),
+        "newest_change": dt.datetime.fromtimestamp(newest, tz=dt.UTC).isoformat(
+            timespec="seconds"
+        ),
+    }
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(tz=dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    return path

@@ -1,0 +1,356 @@
+"""Codes imported per second through the real service, beside a raw COPY.
+
+    .venv/bin/python benchmarks/import_codes.py [--codes 100000] [--json]
+
+1. Recreate kaquan_bench_import, migrate, create a card-code SKU.
+2. Write a TXT file of --codes random 16-character codes.
+3. Import it through fulfillment.services.card_codes_import (parse, Fernet-encrypt,
+   HMAC-fingerprint, bulk INSERT ... ON CONFLICT DO NOTHING in chunks, one transaction),
+   then import the same file again (every code a duplicate).
+4. The same through `manage.py import_codes` (a new process: includes Django start-up)
+   into a second SKU.
+5. In the same run, raw COPY of the same number of rows (100-character ciphertext-like
+   text, 64-hex fingerprints) into (a) a bare table with no index, (b) a table
+   LIKE fulfillment_cardcode INCLUDING ALL (its indexes, unique and check constraints;
+   no foreign keys) and (c) fulfillment_cardcode itself (a third SKU); then the
+   duplicate re-import done raw: COPY to a temp table and
+   INSERT ... SELECT ... ON CONFLICT DO NOTHING into (b).
+6. A breakdown of the service's time: parsing, sealing (Fernet + HMAC), waiting on
+   PostgreSQL in cursor.execute (the INSERTs), the rest (model instances, bulk_create
+   SQL building, the COMMIT that runs the deferred foreign-key checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import secrets
+import time
+from typing import Any
+
+import benchlib
+import psycopg2
+
+DB_NAME = "kaquan_bench_import"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--codes", type=int, default=100_000)
+    p.add_argument(
+        "--skip-cli", action="store_true", help="skip the manage.py import_codes run"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="also write benchmarks/results/*.json"
+    )
+    return p.parse_args()
+
+
+def copy_rows(count: int, *, sku_id: int, batch_id: int) -> str:
+    """Tab-separated rows shaped like fulfillment_cardcode's."""
+    now = dt.datetime.now(tz=dt.UTC).isoformat()
+    buf = io.StringIO()
+    for _ in range(count):
+        buf.write(
+            f"{sku_id}\t{batch_id}\t{secrets.token_urlsafe(75)}\tbench\t{secrets.token_hex(32)}\tAB****YZ\tavailable\t{now}\n"
+        )
+    return buf.getvalue()
+
+
+COPY_COLUMNS = (
+    "sku_id",
+    "batch_id",
+    "ciphertext",
+    "key_id",
+    "fingerprint",
+    "hint",
+    "status",
+    "created_at",
+)
+
+
+def raw_copy(dsn: str, count: int, *, sku_id: int, batch_id: int) -> dict[str, float]:
+    """COPY into a bare table, a LIKE-cardcode table and the real one (its foreign keys
+    checked at commit); then a raw duplicate re-import."""
+    data = copy_rows(count, sku_id=sku_id, batch_id=batch_id)
+    conn = psycopg2.connect(dsn)
+    out: dict[str, float] = {}
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE bench_copy_bare (sku_id bigint, batch_id bigint, ciphertext text, key_id varchar(16), "
+            "fingerprint varchar(64), hint varchar(24), status varchar(10), created_at timestamptz)"
+        )
+        cur.execute(
+            "CREATE TABLE bench_copy_like (LIKE fulfillment_cardcode INCLUDING ALL)"
+        )
+        conn.commit()
+        for name, table in (
+            ("copy_bare", "bench_copy_bare"),
+            ("copy_like_cardcode", "bench_copy_like"),
+            ("copy_cardcode", "fulfillment_cardcode"),
+        ):
+            t0 = time.perf_counter()
+            cur.copy_from(io.StringIO(data), table, columns=COPY_COLUMNS)
+            conn.commit()
+            out[name] = time.perf_counter() - t0
+        # the raw equivalent of re-importing the same file: every row a duplicate
+        t0 = time.perf_counter()
+        cur.execute("CREATE TEMP TABLE incoming (LIKE bench_copy_bare)")
+        cur.copy_from(io.StringIO(data), "incoming", columns=COPY_COLUMNS)
+        cur.execute(
+            "INSERT INTO bench_copy_like (sku_id, batch_id, ciphertext, key_id, fingerprint, hint, status, created_at) "
+            "SELECT sku_id, batch_id, ciphertext, key_id, fingerprint, hint, status, created_at FROM incoming "
+            "ON CONFLICT (sku_id, fingerprint) DO NOTHING"
+        )
+        inserted = cur.rowcount
+        conn.commit()
+        out["copy_duplicates_on_conflict"] = time.perf_counter() - t0
+        if inserted != 0:
+            raise SystemExit(f"raw duplicate re-import inserted {inserted} rows")
+        cur.execute("DROP TABLE bench_copy_bare, bench_copy_like")
+        conn.commit()
+    conn.close()
+    return out
+
+
+def main() -> None:
+    args = parse_args()
+    machine = benchlib.machine_info()
+    print(f"machine: {machine}")
+    env = benchlib.bench_env(db_name=DB_NAME, redis_url=None)
+    benchlib.db_recreate(DB_NAME)
+    benchlib.manage(env, "migrate", "--noinput")
+    benchlib.django_setup(env)
+
+    from decimal import Decimal
+
+    from django.db import connection
+
+    from catalog.models import Platform, Product, Sku
+    from fulfillment import codefile, vault
+    from fulfillment.models import CardCode, CodeBatch
+    from fulfillment.services import card_codes_import
+
+    price = Decimal("30.00")
+    platform = Platform.objects.create(name="Import", slug="import", account_rule="any")
+    skus = []
+    for code in ("IMPORT-SVC", "IMPORT-CLI", "IMPORT-COPY"):
+        product = Product.objects.create(
+            platform=platform, name=code, slug=code.lower()
+        )
+        skus.append(
+            Sku.objects.create(
+                product=product, code=code, name=code, face_value=price, price=price
+            )
+        )
+
+    benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
+    path = benchlib.RESULTS / f"import-codes-{args.codes}.txt"
+    content = "\n".join(
+        secrets.token_hex(8).upper() for _ in range(args.codes)
+    ).encode()
+    path.write_bytes(content)
+    rows: list[list[Any]] = []
+    report: dict[str, Any] = {"machine": machine, "codes": args.codes, "runs": {}}
+
+    def record(name: str, seconds: float, imported: int, duplicates: int) -> None:
+        report["runs"][name] = {
+            "seconds": seconds,
+            "imported": imported,
+            "duplicates": duplicates,
+            "rows_per_s": args.codes / seconds,
+        }
+        rows.append(
+            [name, args.codes, imported, duplicates, seconds, args.codes / seconds]
+        )
+
+    # 3. the service, in-process: first import, then the same file again
+    db_time: dict[str, float] = {}
+    busy_before = benchlib.wait_for_quiet()
+    meter = benchlib.CpuMeter().__enter__()
+
+    def timed_import() -> tuple[Any, float, float]:
+        """(result, wall seconds, seconds spent in cursor.execute, COMMIT included)."""
+        waited = [0.0]
+
+        def wrapper(execute: Any, sql: str, params: Any, many: bool, ctx: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return execute(sql, params, many, ctx)
+            finally:
+                waited[0] += time.perf_counter() - t
+
+        t0 = time.perf_counter()
+        with connection.execute_wrapper(wrapper):
+            result = card_codes_import(
+                sku=skus[0], content=content, file_name=path.name, actor=None
+            )
+        return result, time.perf_counter() - t0, waited[0]
+
+    first, seconds, db_time["new"] = timed_import()
+    record("card_codes_import (new codes)", seconds, first.imported, first.duplicates)
+    again, seconds, db_time["again"] = timed_import()
+    record(
+        "card_codes_import (same file again)", seconds, again.imported, again.duplicates
+    )
+    # The admin's preview step runs the service as a dry run on the upload first.
+    fresh = "\n".join(secrets.token_hex(8).upper() for _ in range(args.codes)).encode()
+    t0 = time.perf_counter()
+    preview = card_codes_import(
+        sku=skus[0], content=fresh, file_name=path.name, actor=None, dry_run=True
+    )
+    record(
+        "card_codes_import dry run (admin preview), new file",
+        time.perf_counter() - t0,
+        preview.imported,
+        preview.duplicates,
+    )
+    if (
+        first.imported != args.codes
+        or again.imported != 0
+        or again.duplicates != args.codes
+    ):
+        raise SystemExit(f"unexpected import counts: first {first}, again {again}")
+
+    # 4. the management command, a new process
+    if not args.skip_cli:
+        t0 = time.perf_counter()
+        out = benchlib.manage(
+            env, "import_codes", "--sku", skus[1].code, "--file", str(path)
+        )
+        record(
+            "manage.py import_codes (new process)",
+            time.perf_counter() - t0,
+            int(out.split()[1].rstrip(",")),
+            0,
+        )
+
+    # 5. raw COPY in the same run
+    copy_batch = CodeBatch.objects.create(sku=skus[2], note="raw COPY")
+    raw = raw_copy(
+        benchlib.pg_dsn(DB_NAME), args.codes, sku_id=skus[2].id, batch_id=copy_batch.id
+    )
+    record("COPY into a bare table", raw["copy_bare"], args.codes, 0)
+    record("COPY into fulfillment_cardcode itself", raw["copy_cardcode"], args.codes, 0)
+    record(
+        "COPY into LIKE fulfillment_cardcode INCLUDING ALL",
+        raw["copy_like_cardcode"],
+        args.codes,
+        0,
+    )
+    record(
+        "COPY + INSERT ON CONFLICT, all duplicates",
+        raw["copy_duplicates_on_conflict"],
+        0,
+        args.codes,
+    )
+
+    meter.__exit__(None, None, None)
+    report["machine_busy"] = {"before": busy_before, "during": meter.busy}
+
+    # 6. where the service's time goes
+    lines = content.decode().splitlines()
+    t0 = time.perf_counter()
+    codefile.parse(content, file_name=path.name)
+    parse_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for code in lines:
+        vault.seal(code)
+    seal_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for code in lines:
+        vault.fingerprint(code)
+    fingerprint_s = time.perf_counter() - t0
+    service_s = report["runs"]["card_codes_import (new codes)"]["seconds"]
+    dup_s = report["runs"]["card_codes_import (same file again)"]["seconds"]
+    report["breakdown"] = {
+        "parse": parse_s,
+        "seal": seal_s,
+        "fingerprint_only": fingerprint_s,
+        "db_execute": db_time,
+    }
+
+    benchlib.print_table(
+        f"Importing {args.codes:,} codes on PostgreSQL ({machine['postgres']})",
+        ["run", "codes", "imported", "duplicates", "seconds", "codes/s"],
+        rows,
+    )
+    print(
+        f"machine CPU busy before the runs {busy_before:.0%}, during them {meter.busy:.0%} "
+        "(one import keeps about one of the two cores busy: Python, then PostgreSQL)"
+    )
+    copy_like = report["runs"]["COPY into LIKE fulfillment_cardcode INCLUDING ALL"][
+        "seconds"
+    ]
+    copy_bare = report["runs"]["COPY into a bare table"]["seconds"]
+    dup_raw = report["runs"]["COPY + INSERT ON CONFLICT, all duplicates"]["seconds"]
+    ratios = {
+        "service / COPY into LIKE-cardcode table": copy_like / service_s,
+        "service / COPY into bare table": copy_bare / service_s,
+        "service / COPY into fulfillment_cardcode (FKs)": report["runs"][
+            "COPY into fulfillment_cardcode itself"
+        ]["seconds"]
+        / service_s,
+        "service re-import / raw ON CONFLICT re-import": dup_raw / dup_s,
+    }
+    report["ratios"] = ratios
+    benchlib.print_table(
+        "Ratios (throughput, same run)",
+        ["comparison", "ratio"],
+        [[k, f"{v:.1%}"] for k, v in ratios.items()],
+    )
+    benchlib.print_table(
+        "Where card_codes_import's time goes (new codes)",
+        ["part", "seconds", "share"],
+        [
+            ["codefile.parse", parse_s, f"{parse_s / service_s:.0%}"],
+            ["vault.seal (Fernet + HMAC + mask)", seal_s, f"{seal_s / service_s:.0%}"],
+            [
+                "  of which vault.fingerprint (HMAC)",
+                fingerprint_s,
+                f"{fingerprint_s / service_s:.0%}",
+            ],
+            [
+                "waiting in cursor.execute (the INSERTs)",
+                db_time["new"],
+                f"{db_time['new'] / service_s:.0%}",
+            ],
+            [
+                "the rest: model instances, SQL building, COMMIT (deferred FK checks)",
+                service_s - parse_s - seal_s - db_time["new"],
+                f"{(service_s - parse_s - seal_s - db_time['new']) / service_s:.0%}",
+            ],
+        ],
+    )
+    benchlib.print_table(
+        "Where the re-import's time goes (every code a duplicate)",
+        ["part", "seconds", "share"],
+        [
+            [
+                "vault.seal of codes that are then thrown away",
+                seal_s,
+                f"{seal_s / dup_s:.0%}",
+            ],
+            [
+                "waiting in cursor.execute (INSERT ... ON CONFLICT DO NOTHING)",
+                db_time["again"],
+                f"{db_time['again'] / dup_s:.0%}",
+            ],
+            [
+                "the rest: parse, model instances, SQL building",
+                dup_s - seal_s - db_time["again"],
+                f"{(dup_s - seal_s - db_time['again']) / dup_s:.0%}",
+            ],
+        ],
+    )
+    print(f"\ncodes in the vault: {CardCode.objects.count():,}")
+    if args.json:
+        print(f"wrote {benchlib.write_json('import_codes', report)}")
+    path.unlink()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""Where a paid order's time goes, in-process: queries per step and a cProfile.
+
+    .venv/bin/python benchmarks/profile_checkout.py [--orders 200] [--codes 30000]
+
+Runs the same three requests as checkout_paid_orders.py (POST /checkout/, GET the
+sandbox pay page, POST the signed notify) through Django's full middleware stack
+with the test Client, under the production settings the benchmark uses (DEBUG off,
+REDIS_URL set, PostgreSQL), so no HTTP server or network is involved. Prints:
+1. the SQL statements of one order, per step, with their count;
+2. wall time per step (median over --orders orders);
+3. the CPU cost of single ORM calls, for scale;
+4. the top functions of a cProfile (CPU clock) over all orders, by cumulative and own time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import re
+import secrets
+import statistics
+import time
+from decimal import Decimal
+from typing import Any
+
+import benchlib
+
+DB_NAME = "kaquan_bench_profile"
+REDIS_URL = "redis://127.0.0.1:6379/11"
+PRICE = Decimal("30.00")
+SKU = "BENCH-PROFILE"
+ORDER_NUMBER_RE = re.compile(r'class="order-number">([^<]+)<')
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--orders", type=int, default=200, help="orders to time and profile")
+    p.add_argument("--codes", type=int, default=30000, help="codes in the pool")
+    p.add_argument("--redis-url", default=REDIS_URL, help="empty: tasks run in-process")
+    p.add_argument("--top", type=int, default=35, help="profile rows to print")
+    p.add_argument(
+        "--skip-cprofile", action="store_true", help="time only (e.g. under py-spy)"
+    )
+    return p.parse_args()
+
+
+def setup(args: argparse.Namespace) -> tuple[str, str]:
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from catalog.models import Platform, Product, Sku
+    from fulfillment.services import card_codes_import
+
+    platform = Platform.objects.create(name="Bench", slug="bench", account_rule="any")
+    product = Product.objects.create(
+        platform=platform, name="Bench", slug="bench-profile"
+    )
+    sku = Sku.objects.create(
+        product=product, code=SKU, name="月卡", face_value=PRICE, price=PRICE
+    )
+    content = "\n".join(
+        secrets.token_hex(8).upper() for _ in range(args.codes)
+    ).encode()
+    card_codes_import(sku=sku, content=content, file_name="codes.txt", actor=None)
+    user = get_user_model().objects.create(
+        username="shopper", email="shopper@example.com", password=make_password(None)
+    )
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    assert store.session_key is not None  # noqa: S101
+    return store.session_key, secrets.token_hex(16)
+
+
+def one_order(
+    client: Any,
+    *,
+    session_key: str,
+    csrf: str,
+    secret: str,
+    timings: dict[str, list[float]] | None = None,
+    queries: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    from contextlib import nullcontext
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from loadgen import sign
+
+    def capture(step: str) -> Any:
+        if queries is None:
+            return nullcontext()
+        ctx = CaptureQueriesContext(connection)
+        queries[step] = ctx  # read its captured_queries after the request
+        return ctx
+
+    client.cookies.clear()
+    client.cookies["sessionid"] = session_key
+    client.cookies["csrftoken"] = csrf
+    t0 = time.perf_counter()
+    with capture("checkout"):
+        r = client.post(
+            "/checkout/",
+            {"sku": SKU, "quantity": "1", "token": secrets.token_urlsafe(16)},
+            headers={"X-CSRFToken": csrf},
+        )
+    t1 = time.perf_counter()
+    if r.status_code != 302 or not r["Location"].startswith("/pay/sandbox/"):
+        raise SystemExit(f"checkout answered {r.status_code} {r.get('Location')}")
+    with capture("pay_page"):
+        page = client.get(r["Location"])
+    t2 = time.perf_counter()
+    numbers = ORDER_NUMBER_RE.findall(page.content.decode())
+    fields = {
+        "out_trade_no": numbers[0],
+        "trade_no": numbers[1],
+        "total_amount": str(PRICE),
+        "trade_status": "TRADE_SUCCESS",
+        "notify_id": secrets.token_hex(16),
+    }
+    fields["sign"] = sign(fields, secret)
+    with capture("notify"):
+        n = client.post("/payments/notify/sandbox/", fields)
+    t3 = time.perf_counter()
+    if n.content != b"success":
+        raise SystemExit(f"notify answered {n.status_code} {n.content[:200]!r}")
+    if timings is not None:
+        timings["checkout"].append(t1 - t0)
+        timings["pay_page"].append(t2 - t1)
+        timings["notify"].append(t3 - t2)
+    return fields
+
+
+def main(args: argparse.Namespace) -> None:
+    print(f"machine: {benchlib.machine_info()}")
+    env = benchlib.bench_env(db_name=DB_NAME, redis_url=args.redis_url or None)
+    benchlib.db_recreate(DB_NAME)
+    benchlib.manage(env, "migrate", "--noinput")
+    benchlib.manage(env, "collectstatic", "--noinput")
+    benchlib.django_setup(env)
+
+    from django.test import Client
+
+    session_key, csrf = setup(args)
+    client = Client(HTTP_HOST="127.0.0.1", enforce_csrf_checks=True)
+    secret = env["SANDBOX_PAY_SECRET"]
+    for _ in range(20):  # warm: imports, template loading, connections
+        one_order(client, session_key=session_key, csrf=csrf, secret=secret)
+
+    # 1. the SQL of one order, per request (BEGIN/COMMIT/SAVEPOINT included; the
+    # connection health check and Redis round trips are not SQL the ORM logs)
+    captured: dict[str, Any] = {}
+    one_order(
+        client, session_key=session_key, csrf=csrf, secret=secret, queries=captured
+    )
+    total = 0
+    for name in ("checkout", "pay_page", "notify"):
+        statements = [q["sql"] for q in captured[name].captured_queries]
+        total += len(statements)
+        print(f"\n{name}: {len(statements)} statements")
+        for sql in statements:
+            print("   " + sql[:160])
+    print(f"\none paid order: {total} statements")
+
+    # 2. wall time per step, and where the CPU went
+    timings: dict[str, list[float]] = {"checkout": [], "pay_page": [], "notify": []}
+    backends = {"postgres": lambda: benchlib.pg_backends(DB_NAME)}
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    with benchlib.CpuAccount(backends) as account:
+        for _ in range(args.orders):
+            one_order(
+                client,
+                session_key=session_key,
+                csrf=csrf,
+                secret=secret,
+                timings=timings,
+            )
+    wall = time.perf_counter() - t0
+    django_cpu = time.process_time() - cpu0
+    benchlib.print_table(
+        f"In-process, one client, {args.orders} orders: {args.orders / wall:.1f} orders/s, "
+        f"Django process CPU {django_cpu * 1000 / args.orders:.2f} ms/order, "
+        f"PostgreSQL backend CPU {account.seconds['postgres'] * 1000 / args.orders:.2f} ms/order, "
+        f"wall {wall * 1000 / args.orders:.2f} ms/order",
+        ["step", "p50 ms", "p99 ms"],
+        [
+            [name, statistics.median(v) * 1000, benchlib.percentile(v, 99) * 1000]
+            for name, v in timings.items()
+        ],
+    )
+
+    # 3. what single ORM calls cost here, for scale
+    from django.db import connection
+
+    from catalog.selectors import sku_get_on_sale
+    from orders.models import Order
+
+    def per_call(fn: Any, n: int = 500) -> tuple[float, float]:
+        fn()
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.process_time() - c0) * 1000 / n, (
+            time.perf_counter() - w0
+        ) * 1000 / n
+
+    def select_one() -> None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1")
+
+    calls = {
+        "cursor.execute('SELECT 1') (a round trip, no ORM)": select_one,
+        "Order.objects.filter(number=...).first()": lambda: Order.objects.filter(
+            number="none"
+        ).first(),
+        "catalog.selectors.sku_get_on_sale(code=...)": lambda: sku_get_on_sale(
+            code=SKU
+        ),
+    }
+    benchlib.print_table(
+        "CPU per call in this process (Python side only; PostgreSQL's work is separate)",
+        ["call", "CPU ms", "wall ms"],
+        [[name, *per_call(fn)] for name, fn in calls.items()],
+    )
+
+    # 4. cProfile over the same work, counting CPU time (not wall: the machine is shared)
+    if args.skip_cprofile:
+        return
+    profiler = cProfile.Profile(time.process_time)
+    profiler.enable()
+    for _ in range(args.orders):
+        one_order(client, session_key=session_key, csrf=csrf, secret=secret)
+    profiler.disable()
+    for sort in ("cumulative", "tottime"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(args.top)
+        print(f"\ncProfile over {args.orders} orders, sorted by {sort}:")
+        print(
+            "\n".join(line for line in out.getvalue().splitlines() if line.strip())[
+                :12000
+            ]
+        )
+
+
+if __name__ == "__main__":
+    options = parse_args()
+    try:
+        main(options)
+    finally:
+        if options.redis_url:  # drop the delivery-email tasks nobody will consume
+            import redis
+
+            r = redis.Redis.from_url(options.redis_url)
+            r.delete(b"celery", *r.scan_iter(match="_kombu.binding*"))
+            r.close()
