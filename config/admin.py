@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -44,3 +45,22 @@ def staff_has_totp(user_id: int) -> bool:
         user_id=user_id, type=Authenticator.Type.TOTP
     ).exists()
     return has_totp
+
+
+class ReadOnlyAdminMixin:
+    """View permission only: no add, change or delete, whoever asks."""
+
+    def has_add_permission(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> bool:
+        return False
+
+    def has_change_permission(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> bool:
+        return False
+
+    def has_delete_permission(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> bool:
+        return False

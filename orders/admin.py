@@ -15,6 +15,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import ReadOnlyAdminMixin
 from fulfillment.models import CardCode
 from orders.models import (
     Order,
@@ -31,25 +32,6 @@ from orders.models import (
 def _pretty_json(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)
     return format_html('<pre style="white-space: pre-wrap">{}</pre>', text)
-
-
-class ReadOnlyAdminMixin:
-    """View permission only: no add, change or delete, whoever asks."""
-
-    def has_add_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        return False
 
 
 class ReadOnlyTabularInline(ReadOnlyAdminMixin, admin.TabularInline):

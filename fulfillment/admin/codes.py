@@ -26,6 +26,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from config.admin import ReadOnlyAdminMixin
 from fulfillment.admin._common import _staff_user
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services import card_code_reveal, card_codes_export
@@ -42,7 +43,7 @@ def _client_ip(request: HttpRequest) -> str | None:
 
 
 @admin.register(CardCode)
-class CardCodeAdmin(admin.ModelAdmin):
+class CardCodeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "sku",
@@ -80,19 +81,6 @@ class CardCodeAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[CardCode]:
         # Pages never need the sealed columns; the reveal and export load them on purpose.
         return super().get_queryset(request).defer("ciphertext", "fingerprint")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: CardCode | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: CardCode | None = None
-    ) -> bool:
-        return False
 
     def has_reveal_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("fulfillment.reveal_cardcode")
@@ -206,7 +194,7 @@ class CardCodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(CodeAccessLog)
-class CodeAccessLogAdmin(admin.ModelAdmin):
+class CodeAccessLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "code_hint",
@@ -222,19 +210,6 @@ class CodeAccessLogAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER
     fields = ("created_at", "code", "actor", "action", "ip_address")
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: CodeAccessLog | None = None
-    ) -> bool:
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: CodeAccessLog | None = None
-    ) -> bool:
-        return False
 
     @admin.display(description=_("卡密（掩码）"), ordering="code__hint")
     def code_hint(self, obj: CodeAccessLog) -> str:
