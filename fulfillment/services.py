@@ -57,6 +57,7 @@ def card_codes_import(
     expires_at: dt.datetime | None = None,
     note: str = "",
     dry_run: bool = False,
+    max_codes: int | None = None,
 ) -> ImportResult:
     """Import a code file into a new batch, encrypted, skipping duplicates.
 
@@ -65,6 +66,7 @@ def card_codes_import(
        already holds, without decrypting anything and before encrypting anything.
     3. Seal only the new codes (Fernet) and insert them in chunks with ON CONFLICT
        DO NOTHING against (sku, fingerprint), which also covers a concurrent import.
+    `max_codes` bounds one import (the admin's, which runs inside a web request).
     Raises: MalformedFileError, CodeImportError.
     Idempotent: importing the same file twice imports nothing the second time.
     """
@@ -75,6 +77,13 @@ def card_codes_import(
     if cost_price is not None and cost_price < 0:
         raise CodeImportError(_("进价不能为负数"))
     parsed = codefile.parse(content, file_name=file_name)
+    if max_codes is not None and len(parsed.codes) > max_codes:
+        raise CodeImportError(
+            _(
+                "文件有 %(n)d 个卡密，超过本入口一次 %(max)d 个的上限；请拆分，或用 import_codes 命令导入"
+            )
+            % {"n": len(parsed.codes), "max": max_codes}
+        )
 
     unique: dict[str, str] = {}  # fingerprint -> code, first occurrence wins
     for _line, code in parsed.codes:

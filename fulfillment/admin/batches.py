@@ -336,6 +336,7 @@ class CodeBatchAdmin(ExportMixin, admin.ModelAdmin):
                 dt.date.fromisoformat(day) if day else None
             ),
             "note": options["note"],
+            "max_codes": codefile.ADMIN_MAX_CODES,
         }
 
     def _render_import_form(

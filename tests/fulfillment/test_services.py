@@ -118,6 +118,15 @@ def test_card_codes_import_refuses_non_card_sku_and_past_expiry():
     assert not CardCode.objects.exists()
 
 
+def test_card_codes_import_refuses_more_codes_than_allowed():
+    sku = SkuFactory()
+
+    with pytest.raises(CodeImportError, match="超过本入口一次 2 个的上限"):
+        stock_codes(sku, 3, max_codes=2)
+
+    assert not CardCode.objects.exists()
+
+
 def test_card_code_reveal_writes_audit_row(staff):
     sku = SkuFactory()
     stock_codes(sku, ["REVEAL123456"])
