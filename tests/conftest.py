@@ -7,6 +7,7 @@ from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from config.celery import app as celery_app
+from config.roles import staff_groups_sync
 from orders.gateways import sandbox
 from tests.factories.accounts import UserFactory
 
@@ -44,6 +45,26 @@ def mallory(db):
 @pytest.fixture
 def staff(db):
     return UserFactory(username="staff", email="staff@example.com", is_staff=True)
+
+
+@pytest.fixture
+def staff_groups(db):
+    """(Operators, Code custodians), with exactly their permissions."""
+    return staff_groups_sync()
+
+
+@pytest.fixture
+def operator(staff_groups):
+    """Staff in the Operators group: catalog, batches, orders; no plaintext codes."""
+    user = UserFactory(username="operator", is_staff=True)
+    user.groups.add(staff_groups[0])
+    return user
+
+
+@pytest.fixture
+def operator_client(client, operator):
+    client.force_login(operator)
+    return client
 
 
 @pytest.fixture

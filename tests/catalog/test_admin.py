@@ -12,7 +12,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog.models import BundleItem, Platform, Sku
-from config.roles import staff_groups_sync
 from fulfillment.models import CardCode
 from fulfillment.selectors import card_code_stock_counts
 from tests.factories.accounts import UserFactory
@@ -22,20 +21,6 @@ from tests.factories.fulfillment import stock_codes
 # Session, user, permissions, the page, its count, the platform filter's choices:
 # a fixed number however many SKUs are listed (8 when measured).
 SKU_CHANGELIST_MAX_QUERIES = 10
-
-
-@pytest.fixture
-def operator(db):
-    operators, _ = staff_groups_sync()
-    user = UserFactory(username="operator", is_staff=True)
-    user.groups.add(operators)
-    return user
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def _stock_cells(html: str) -> dict[str, str]:

@@ -11,7 +11,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.admin import staff_has_totp
-from config.roles import staff_groups_sync
 from orders.models import (
     Order,
     OrderEmail,
@@ -27,20 +26,6 @@ from tests.factories.catalog import SkuFactory
 
 # Session, user, permissions, the page, two counts, date hierarchy: fixed (9 measured).
 ORDER_CHANGELIST_MAX_QUERIES = 10
-
-
-@pytest.fixture
-def operator(db):
-    operators, _ = staff_groups_sync()
-    user = UserFactory(username="operator", is_staff=True)
-    user.groups.add(operators)
-    return user
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 def _paid_order(user, *, amount: str = "25.00") -> Order:

@@ -1,4 +1,4 @@
-"""Staff personas for the vault admin, shared because both halves test permissions.
+"""The custodian persona for the vault admin (the operator is in tests/conftest.py).
 
 The operator runs imports and sees masked codes; the custodian may also reveal and
 export plaintext. Batch and code tests alike check what each of them may and may not do.
@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from config.roles import staff_groups_sync
 from tests.factories.accounts import UserFactory
 from tests.factories.catalog import SkuFactory
 
 
 @pytest.fixture
-def groups(db):
-    return staff_groups_sync()
-
-
-@pytest.fixture
-def operator(groups):
-    user = UserFactory(username="operator", is_staff=True)
-    user.groups.add(groups[0])
-    return user
+def groups(staff_groups):
+    return staff_groups
 
 
 @pytest.fixture
@@ -31,12 +23,6 @@ def custodian(groups):
     user = UserFactory(username="custodian", is_staff=True)
     user.groups.add(*groups)
     return user
-
-
-@pytest.fixture
-def operator_client(client, operator):
-    client.force_login(operator)
-    return client
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from django.urls import reverse
 
 from catalog.models import Sku
 from fulfillment import vault
-from fulfillment.admin.batches import IMPORT_CACHE_KEY
+from fulfillment.admin.batches import IMPORT_CACHE_KEY, CodeBatchResource
 from fulfillment.models import CardCode, CodeBatch
 from orders.services import order_place
 from tests.factories.accounts import UserFactory
@@ -406,20 +406,5 @@ def test_code_batch_export_forbidden_without_view_codebatch(client, sku):
 
 
 def _all_export_fields() -> dict[str, str]:
-    names = [
-        "id",
-        "sku_code",
-        "source",
-        "cost_price",
-        "currency",
-        "expires_at",
-        "note",
-        "created_at",
-        "imported_count",
-        "duplicate_count",
-        "rejected_count",
-        "available_count",
-        "reserved_count",
-        "sold_count",
-    ]
+    names = CodeBatchResource._meta.fields
     return {f"codebatchresource_{name}": "on" for name in names}
