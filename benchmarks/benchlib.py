@@ -137,6 +137,39 @@ def django_setup(env: dict[str, str]) -> None:
     django.setup()
 
 
+def fresh_django(
+    *, db_name: str, redis_url: str | None = None, collectstatic: bool = False
+) -> dict[str, str]:
+    """Recreate and migrate the benchmark database, then set Django up against it."""
+    env = bench_env(db_name=db_name, redis_url=redis_url)
+    db_recreate(db_name)
+    manage(env, "migrate", "--noinput")
+    if collectstatic:
+        manage(env, "collectstatic", "--noinput")
+    django_setup(env)
+    return env
+
+
+def create_skus(codes: list[str], *, platform_slug: str, price: Any) -> list[Any]:
+    """One platform, and a product with one card-code SKU per code (after django_setup)."""
+    from catalog.models import Platform, Product, Sku
+
+    platform = Platform.objects.create(
+        name=platform_slug.title(), slug=platform_slug, account_rule="any"
+    )
+    skus = []
+    for code in codes:
+        product = Product.objects.create(
+            platform=platform, name=code, slug=code.lower()
+        )
+        skus.append(
+            Sku.objects.create(
+                product=product, code=code, name=code, face_value=price, price=price
+            )
+        )
+    return skus
+
+
 def django_close_connections() -> None:
     from django.db import connections
 

@@ -418,13 +418,11 @@ def main() -> None:
     dsn = benchlib.pg_dsn(DB_NAME)
 
     t_setup = time.perf_counter()
-    env = benchlib.bench_env(db_name=DB_NAME, redis_url=redis_url)
     if redis_url:
         redis_purge(redis_url)
-    benchlib.db_recreate(DB_NAME)
-    benchlib.manage(env, "migrate", "--noinput")
-    benchlib.manage(env, "collectstatic", "--noinput")
-    benchlib.django_setup(env)
+    env = benchlib.fresh_django(
+        db_name=DB_NAME, redis_url=redis_url, collectstatic=True
+    )
     # disjoint shoppers per run: 4 for the warm-up, then each concurrency, then the stock test
     app_clients = 4 + sum(concurrencies) + STOCK_TEST_CLIENTS
     seeded = seed(

@@ -124,34 +124,23 @@ def mogrify(statement: tuple[str, Any]) -> str:
 
 def main() -> None:
     args = parse_args()
-    env = benchlib.bench_env(db_name=DB_NAME, redis_url=None)
-    benchlib.db_recreate(DB_NAME)
-    benchlib.manage(env, "migrate", "--noinput")
-    benchlib.django_setup(env)
+    benchlib.fresh_django(db_name=DB_NAME)
 
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.utils import timezone
 
-    from catalog.models import Platform, Product, Sku
     from catalog.selectors import sku_offer_get
     from fulfillment.locks import card_codes_claimable_lock_for_update
     from fulfillment.models import CodeBatch
     from orders.models import Order, OrderLine
 
     price = Decimal("30.00")
-    platform = Platform.objects.create(name="Plan", slug="plan", account_rule="any")
-    skus = []
-    for i in range(1 + args.other_skus):
-        code = MAIN_SKU if i == 0 else f"PLAN-OTHER-{i}"
-        product = Product.objects.create(
-            platform=platform, name=code, slug=code.lower()
-        )
-        skus.append(
-            Sku.objects.create(
-                product=product, code=code, name=code, face_value=price, price=price
-            )
-        )
+    skus = benchlib.create_skus(
+        [MAIN_SKU, *(f"PLAN-OTHER-{i}" for i in range(1, 1 + args.other_skus))],
+        platform_slug="plan",
+        price=price,
+    )
     user = get_user_model().objects.create(username="buyer", email="buyer@example.com")
     order = Order.objects.create(
         user=user, email=user.email, total_amount=price, expires_at=timezone.now()

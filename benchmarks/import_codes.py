@@ -123,32 +123,20 @@ def main() -> None:
     args = parse_args()
     machine = benchlib.machine_info()
     print(f"machine: {machine}")
-    env = benchlib.bench_env(db_name=DB_NAME, redis_url=None)
-    benchlib.db_recreate(DB_NAME)
-    benchlib.manage(env, "migrate", "--noinput")
-    benchlib.django_setup(env)
+    env = benchlib.fresh_django(db_name=DB_NAME)
 
     from decimal import Decimal
 
     from django.db import connection
 
-    from catalog.models import Platform, Product, Sku
     from fulfillment import codefile, vault
     from fulfillment.models import CardCode, CodeBatch
     from fulfillment.services import card_codes_import
 
     price = Decimal("30.00")
-    platform = Platform.objects.create(name="Import", slug="import", account_rule="any")
-    skus = []
-    for code in ("IMPORT-SVC", "IMPORT-CLI", "IMPORT-COPY"):
-        product = Product.objects.create(
-            platform=platform, name=code, slug=code.lower()
-        )
-        skus.append(
-            Sku.objects.create(
-                product=product, code=code, name=code, face_value=price, price=price
-            )
-        )
+    skus = benchlib.create_skus(
+        ["IMPORT-SVC", "IMPORT-CLI", "IMPORT-COPY"], platform_slug="import", price=price
+    )
 
     benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
     path = benchlib.RESULTS / f"import-codes-{args.codes}.txt"

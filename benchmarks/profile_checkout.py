@@ -145,11 +145,9 @@ def one_order(
 
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {benchlib.machine_info()}")
-    env = benchlib.bench_env(db_name=DB_NAME, redis_url=args.redis_url or None)
-    benchlib.db_recreate(DB_NAME)
-    benchlib.manage(env, "migrate", "--noinput")
-    benchlib.manage(env, "collectstatic", "--noinput")
-    benchlib.django_setup(env)
+    env = benchlib.fresh_django(
+        db_name=DB_NAME, redis_url=args.redis_url or None, collectstatic=True
+    )
 
     from django.test import Client
 
