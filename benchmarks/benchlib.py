@@ -137,6 +137,19 @@ def django_setup(env: dict[str, str]) -> None:
     django.setup()
 
 
+# The columns a raw COPY of fresh, available codes fills (the rest take defaults).
+CARDCODE_COPY_COLUMNS = (
+    "sku_id",
+    "batch_id",
+    "ciphertext",
+    "key_id",
+    "fingerprint",
+    "hint",
+    "status",
+    "created_at",
+)
+
+
 def fresh_django(
     *, db_name: str, redis_url: str | None = None, collectstatic: bool = False
 ) -> dict[str, str]:

@@ -376,16 +376,7 @@ def pad_stock(dsn: str, *, sku_id: int, count: int) -> int:
         cur.copy_from(
             rows,
             "fulfillment_cardcode",
-            columns=(
-                "sku_id",
-                "batch_id",
-                "ciphertext",
-                "key_id",
-                "fingerprint",
-                "hint",
-                "status",
-                "created_at",
-            ),
+            columns=benchlib.CARDCODE_COPY_COLUMNS,
         )
         cur.execute("VACUUM ANALYZE fulfillment_cardcode")
         cur.execute(

@@ -63,16 +63,7 @@ def copy_rows(count: int, *, sku_id: int, batch_id: int) -> str:
     return buf.getvalue()
 
 
-COPY_COLUMNS = (
-    "sku_id",
-    "batch_id",
-    "ciphertext",
-    "key_id",
-    "fingerprint",
-    "hint",
-    "status",
-    "created_at",
-)
+COPY_COLUMNS = benchlib.CARDCODE_COPY_COLUMNS
 
 
 def raw_copy(dsn: str, count: int, *, sku_id: int, batch_id: int) -> dict[str, float]:
