@@ -18,6 +18,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from catalog.forms import SkuAdminForm
 from catalog.models import BundleItem, Platform, Product, Sku, ValidityRule
 from catalog.selectors import STOCK_IN, STOCK_LOW, STOCK_OUT, stock_state
 from fulfillment.selectors import card_code_stock_annotation
@@ -114,6 +115,7 @@ class StockStateFilter(admin.SimpleListFilter):
 
 @admin.register(Sku)
 class SkuAdmin(admin.ModelAdmin):
+    form = SkuAdminForm
     # Stock first after the identity: it is what operators open this list for.
     list_display = (
         "code",

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -246,3 +247,13 @@ class BundleItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.component_id} × {self.quantity}"
+
+    def clean(self) -> None:
+        # One level only: a bundle is made of deliverable SKUs, never of bundles.
+        errors = {}
+        if self.bundle_id and self.bundle.delivery != Sku.Delivery.BUNDLE:
+            errors["bundle"] = _("只有“组合包”类型的 SKU 才能有组件")
+        if self.component_id and self.component.delivery == Sku.Delivery.BUNDLE:
+            errors["component"] = _("组合包不能包含另一个组合包")
+        if errors:
+            raise ValidationError(errors)

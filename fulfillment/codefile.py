@@ -33,6 +33,7 @@ ADMIN_MAX_FILE_BYTES = 8 * 1024 * 1024
 ADMIN_MAX_CODES = 200_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INNER_SPACE = re.compile(r"\s")
+_FORMULA_PREFIXES = frozenset("=+-@")
 SUPPORTED_EXTENSIONS = ("txt", "csv", "xlsx")
 
 
@@ -112,6 +113,9 @@ def _check_line(raw: str, line: int) -> None:
 
 
 def _rejection_reason(value: str) -> str:
+    if value[0] in _FORMULA_PREFIXES:
+        # A spreadsheet opening an export would run it as a formula (CSV injection).
+        return _("卡密以 = + - @ 开头，可能被表格软件当作公式执行")
     if _INNER_SPACE.search(value):
         return _("卡密中间含有空白字符")
     if len(value) < CODE_MIN_LENGTH:

@@ -81,6 +81,11 @@ def code_batch_list_with_counts() -> QuerySet[CodeBatch]:
     )
 
 
+def card_code_exists_for_sku(*, sku_id: int) -> bool:
+    """Whether any code was ever imported for this SKU."""
+    return CardCode.objects.filter(sku_id=sku_id).exists()
+
+
 def card_code_list_for_order(*, order_id: int) -> QuerySet[CardCode]:
     return CardCode.objects.filter(order_line__order_id=order_id).order_by(
         "order_line_id", "id"

@@ -161,8 +161,14 @@ def order_detail(request: AuthedRequest, number: str) -> HttpResponse:
 @require_POST
 def code_reveal(request: AuthedRequest, number: str, code_id: int) -> HttpResponse:
     """Decrypt one code for its buyer (audited). JSON for the page's script, HTML otherwise."""
-    order = _get_order_for_user(request, number)
     wants_json = "application/json" in request.headers.get("Accept", "")
+    order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
+    if order is None:
+        if wants_json:
+            return JsonResponse(
+                {"error": {"code": "not_found", "message": _("订单不存在")}}, status=404
+            )
+        raise Http404
     try:
         plaintext = services.order_code_reveal(
             order=order,

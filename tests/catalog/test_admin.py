@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -233,3 +234,62 @@ def test_product_changelist_filters_by_platform(operator_client):
 
     assert "腾讯视频 VIP" in response.content.decode()
     assert "优酷 VIP" not in response.content.decode()
+
+
+def test_sku_admin_refuses_delivery_change_once_codes_exist(admin_client):
+    sku = SkuFactory(code="TX-LOCK")
+    stock_codes(sku, 1)
+    url = reverse("admin:catalog_sku_change", args=[sku.pk])
+    data = _sku_form_data(sku, delivery="direct_topup")
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    assert "不能再更改发货方式" in response.content.decode()
+    sku.refresh_from_db()
+    assert sku.delivery == "card_code"
+
+
+def test_sku_admin_allows_delivery_change_without_codes(admin_client):
+    sku = SkuFactory(code="TX-FREE")
+    url = reverse("admin:catalog_sku_change", args=[sku.pk])
+
+    response = admin_client.post(url, _sku_form_data(sku, delivery="direct_topup"))
+
+    assert response.status_code == 302
+    sku.refresh_from_db()
+    assert sku.delivery == "direct_topup"
+
+
+def test_bundle_item_refuses_a_bundle_inside_a_bundle(db):
+    outer = SkuFactory(code="BUNDLE-A", delivery="bundle")
+    inner = SkuFactory(code="BUNDLE-B", delivery="bundle")
+    plain = SkuFactory(code="PLAIN-1")
+
+    with pytest.raises(ValidationError) as nested:
+        BundleItem(bundle=outer, component=inner, quantity=1).full_clean()
+    with pytest.raises(ValidationError) as not_bundle:
+        BundleItem(bundle=plain, component=outer, quantity=1).full_clean()
+
+    assert "component" in nested.value.message_dict
+    assert "bundle" in not_bundle.value.message_dict
+    BundleItem(bundle=outer, component=plain, quantity=2).full_clean()
+
+
+def _sku_form_data(sku, **overrides):
+    data = {
+        "product": sku.product_id,
+        "name": sku.name,
+        "face_value": str(sku.face_value),
+        "price": str(sku.price),
+        "delivery": sku.delivery,
+        "validity_rule": sku.validity_rule_id or "",
+        "min_per_order": sku.min_per_order,
+        "max_per_order": sku.max_per_order,
+        "low_stock_threshold": sku.low_stock_threshold,
+        "sort_order": sku.sort_order,
+        "is_active": "on",
+        "_save": "Save",
+    }
+    data.update(overrides)
+    return data

@@ -70,3 +70,14 @@ def test_parse_xlsx_reads_code_column_keeping_numeric_codes():
 def test_parse_xlsx_refuses_a_corrupt_workbook():
     with pytest.raises(MalformedFileError):
         parse(b"PK\x03\x04 not really a zip", file_name="codes.xlsx")
+
+
+@pytest.mark.parametrize(
+    "code", ["=HYPERLINK(1)", "+12345678", "-ABCDEFGH", "@SUM1234"]
+)
+def test_parse_rejects_codes_a_spreadsheet_would_run_as_formula(code):
+    parsed = parse(f"AAAA1111\n{code}\n".encode(), file_name="codes.txt")
+
+    assert [c for _, c in parsed.codes] == ["AAAA1111"]
+    assert parsed.rejected[0].line == 2
+    assert "公式" in parsed.rejected[0].reason

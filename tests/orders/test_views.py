@@ -221,6 +221,22 @@ def test_code_reveal_is_404_for_another_user(client, alice, mallory, sku):
     assert not CodeAccessLog.objects.exists()
 
 
+def test_code_reveal_json_404_for_another_users_order(client, alice, mallory, sku):
+    client.force_login(alice)
+    order = _delivered_order(client, alice)
+    code = order.lines.get().codes.get()
+    client.force_login(mallory)
+
+    response = client.post(
+        reverse("orders:code-reveal", args=[order.number, code.id]),
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert not CodeAccessLog.objects.exists()
+
+
 def test_code_reveal_rejects_get(alice_client, alice, sku):
     order = _delivered_order(alice_client, alice)
     code = order.lines.get().codes.get()
