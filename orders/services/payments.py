@@ -240,9 +240,8 @@ def refund_submit(*, refund_id: int) -> bool:
         )
         order.refunded_amount = F("refunded_amount") + refund.amount
         fields = ["refunded_amount", "updated_at"]
-        if (
-            order.status == Order.Status.PAID
-        ):  # nothing was delivered: the whole order is refunded
+        # Paid but never delivered (stock gone): the refund ends the order.
+        if order.status == Order.Status.PAID:
             order.status = Order.Status.REFUNDED
             fields.append("status")
         order.save(update_fields=fields)
