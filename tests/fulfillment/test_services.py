@@ -235,3 +235,14 @@ def test_rotate_vault_key_command_reports_progress(settings, capsys):
     call_command("rotate_vault_key", "--chunk-size", "2")
 
     assert "re-encrypted 3, remaining under older keys 0" in capsys.readouterr().out
+
+
+def test_card_code_expire_task_marks_expired_codes():
+    from fulfillment.tasks import card_code_expire_task
+
+    sku = SkuFactory()
+    stock_codes(sku, 2, expires_at=timezone.now() + dt.timedelta(seconds=1))
+    CardCode.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    assert card_code_expire_task.delay().get() == 2
+    assert CardCode.objects.filter(status=CardCode.Status.EXPIRED).count() == 2

@@ -122,3 +122,44 @@ def test_email_kept_in_outbox_when_broker_down_and_flushed_later(
     assert len(mail.outbox) == 1
     order.refresh_from_db()
     assert order.status == "delivered"
+
+
+def test_refund_flush_submits_refund_whose_task_was_lost(broker_down, client, alice):
+    from orders.models import Refund, SandboxTrade
+    from orders.services import refund_flush
+
+    sku = SkuFactory(code="TX-VIP-MONTH")
+    stock_codes(sku, 1)
+    order = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1)
+    client.post(
+        reverse("orders:payment-notify", args=["sandbox"]),
+        signed_notify(order, trade_no="A"),
+    )
+    SandboxTrade.objects.create(
+        trade_no="B",
+        out_trade_no=order.number,
+        subject="x",
+        total_amount=order.total_amount,
+        notify_url="http://127.0.0.1/",
+        return_url="http://127.0.0.1/",
+        status="paid",
+    )
+    client.post(
+        reverse("orders:payment-notify", args=["sandbox"]),
+        signed_notify(order, trade_no="B"),
+    )
+    refund = Refund.objects.get()
+    assert refund.status == "pending"  # the broker was down: no task ran
+
+    celery_app.conf.task_always_eager = True
+    assert refund_flush() == 0  # too fresh: its task may still be on the way
+    Refund.objects.filter(pk=refund.pk).update(
+        created_at=refund.created_at.replace(year=2000)
+    )
+
+    assert refund_flush() == 1
+    refund.refresh_from_db()
+    order.refresh_from_db()
+    assert refund.status == "succeeded"
+    assert order.refunded_amount == order.total_amount
+    assert refund_flush() == 0
