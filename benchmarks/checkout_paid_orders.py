@@ -379,13 +379,8 @@ def pad_stock(dsn: str, *, sku_id: int, count: int) -> int:
             columns=benchlib.CARDCODE_COPY_COLUMNS,
         )
         cur.execute("VACUUM ANALYZE fulfillment_cardcode")
-        cur.execute(
-            "SELECT count(*) FROM fulfillment_cardcode WHERE sku_id = %s AND status = 'available'",
-            [sku_id],
-        )
-        available = int(cur.fetchone()[0])
     conn.close()
-    return available
+    return available_codes(dsn, sku_id=sku_id)
 
 
 def redis_purge(url: str) -> int:
