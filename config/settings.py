@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "allauth.mfa",
     "import_export",
     "config",
+    "accounts",
     "catalog",
     "orders",
     "fulfillment",
@@ -128,6 +129,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 
 # --- Auth and accounts (django-allauth) --------------------------------------
+AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",

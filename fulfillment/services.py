@@ -9,12 +9,12 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from catalog.models import Sku
 from config.lib.errors import DomainError
 from fulfillment import codefile, vault

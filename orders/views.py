@@ -8,7 +8,6 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import (
     Http404,
@@ -24,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.models import User
 from catalog.selectors import sku_get_on_sale, sku_offer_get
 from config.lib.errors import DomainError
 from orders import selectors, services

@@ -14,7 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+    from accounts.models import User
 
 
 def _staff_user(request: HttpRequest) -> User:

@@ -6,11 +6,11 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from catalog.models import Sku
 from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError

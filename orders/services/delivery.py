@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from config.lib.errors import DomainError
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services import card_code_reveal, card_codes_mark_sold

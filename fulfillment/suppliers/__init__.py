@@ -1,0 +1,1 @@
+"""Supplier adapters (docs: ../shared/docs/supplier-protocol.md)."""
