@@ -6,12 +6,25 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from kombu.entity import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("kaquan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Top-ups wait on suppliers (slow, retried with backoff): their own queue keeps
+# them from delaying emails, notifies and sweeps on the default queue. Both are
+# declared, so a worker started without -Q consumes both. Each has its own
+# exchange and key: a bare Queue("topups") is bound like the default queue (to
+# exchange "celery", key "celery"), so a message sent there would reach both.
+# (kombu's constructors are untyped.)
+app.conf.task_queues = tuple(
+    Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
+    for name in ("celery", "topups")
+)
+app.conf.task_routes = {"fulfillment.tasks.topup_*": {"queue": "topups"}}
 
 app.conf.beat_schedule = {
     # every minute: cancel unpaid orders past their payment deadline, release codes
@@ -33,5 +46,10 @@ app.conf.beat_schedule = {
     "fulfillment-expire-codes": {
         "task": "fulfillment.tasks.card_code_expire_task",
         "schedule": crontab(minute="*/10"),
+    },
+    # every 5 minutes: ask each enabled supplier for its balance and product list
+    "fulfillment-supplier-refresh": {
+        "task": "fulfillment.tasks.supplier_refresh_all_task",
+        "schedule": crontab(minute="*/5"),
     },
 }

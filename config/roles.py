@@ -31,7 +31,17 @@ OPERATOR_PERMISSIONS = {
         "delete_bundleitem",
         "view_bundleitem",
     ],
-    "fulfillment": ["add_codebatch", "view_codebatch", "view_cardcode"],
+    "fulfillment": [
+        "add_codebatch",
+        "view_codebatch",
+        "view_cardcode",
+        "view_supplier",
+        "add_supplier",
+        "change_supplier",
+        "view_supplierproduct",
+        "add_supplierproduct",
+        "change_supplierproduct",
+    ],
     "orders": [
         "view_order",
         "view_orderline",

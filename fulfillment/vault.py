@@ -6,6 +6,9 @@ stored with that key's id (first 8 hex chars of SHA-256 of the key), so decrypti
 goes straight to the right key and rotation finds stale rows by key id. The
 fingerprint is HMAC-SHA256(VAULT_FINGERPRINT_KEY, code): equal codes collide,
 which a unique constraint turns into duplicate refusal without decrypting.
+
+Supplier signing secrets are sealed the same way (`seal_secret`/`open_secret`):
+same keyring, same rotation, no fingerprint (they are never de-duplicated).
 """
 
 from __future__ import annotations
@@ -134,3 +137,15 @@ def open_blob(blob: bytes) -> bytes:
         return fernet.decrypt(token)
     except InvalidToken:
         raise VaultError("the uploaded file does not verify") from None
+
+
+def seal_secret(text: str) -> tuple[str, str]:
+    """Encrypt a credential (a supplier's signing secret); returns (ciphertext, key_id)."""
+    ring = _keyring()
+    token = ring.fernets[ring.newest_id].encrypt(text.encode())
+    return token.decode(), ring.newest_id
+
+
+def open_secret(*, ciphertext: str, key_id: str) -> str:
+    """Decrypt a credential sealed by seal_secret. Raises VaultError (never with key material)."""
+    return open_sealed(ciphertext=ciphertext, key_id=key_id)

@@ -11,6 +11,8 @@ from config.roles import staff_groups_sync
 from orders.gateways import sandbox
 from tests.factories.accounts import UserFactory
 
+pytest_plugins = ["tests.fixtures.supplier_simulator"]
+
 
 @pytest.fixture(autouse=True)
 def _celery_eager():

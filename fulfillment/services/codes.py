@@ -1,4 +1,4 @@
-"""Fulfillment services: importing codes into the vault, reserving, selling, revealing."""
+"""Card-code services: importing codes into the vault, reserving, selling, revealing."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from config.lib.errors import DomainError
 from fulfillment import codefile, vault
 from fulfillment.locks import card_codes_claimable_lock_for_update
 from fulfillment.models import CardCode, CodeAccessLog, CodeBatch
+from fulfillment.services.suppliers import supplier_secrets_rotate
 
 logger = logging.getLogger(__name__)
 
@@ -328,11 +329,13 @@ def card_codes_expire(*, now: dt.datetime | None = None) -> int:
 def vault_rotate(
     *, chunk_size: int = ROTATE_CHUNK, max_chunks: int | None = None
 ) -> int:
-    """Re-encrypt codes not under the newest key, one committed chunk at a time.
+    """Re-encrypt supplier secrets, then codes not under the newest key, chunk by chunk.
 
+    Returns the number of codes re-encrypted (supplier secrets are few and logged).
     Resumable: each chunk commits on its own and the next run picks up the rows
     still under an old key. Locks: each chunk's CardCode rows (status unchanged).
     """
+    supplier_secrets_rotate()
     newest = vault.newest_key_id()
     done = 0
     chunks = 0
