@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+SIMULATOR_PORT ?= 8099
 # The suite runs on PostgreSQL and Redis: these defaults are the local servers.
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/kaquan)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/15)
@@ -16,11 +17,18 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+# Web, Celery worker and beat (on a filesystem broker unless REDIS_URL is set) and
+# the supplier simulator, all stopped together by Ctrl-C (scripts/run_demo.py).
+run: export SITE_URL ?= http://127.0.0.1:$(PORT)
 run: $(VENV)/.installed
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --simulator-url http://127.0.0.1:$(SIMULATOR_PORT)
+	@echo ""
 	@echo "Kaquan demo storefront: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	@echo "Supplier simulator:     http://127.0.0.1:$(SIMULATOR_PORT)/_control/report  (supplier demo-sim; docs/SUPPLIER_SIMULATOR.md)"
+	@echo "Logins as printed above. Ctrl-C stops the web server, worker, beat and simulator."
+	@echo ""
+	$(PY) scripts/run_demo.py --port $(PORT) --simulator-port $(SIMULATOR_PORT)
 
 test: $(VENV)/.installed
 	@scripts/ensure-services.sh "$(TEST_DATABASE_URL)" "$(TEST_REDIS_URL)"
@@ -44,6 +52,7 @@ worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A config worker --loglevel=INFO
 
 beat: $(VENV)/.installed
+	@mkdir -p .run
 	$(VENV)/bin/celery -A config beat --loglevel=INFO
 
 messages: $(VENV)/.installed
@@ -51,4 +60,4 @@ messages: $(VENV)/.installed
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache .coverage
+	rm -rf $(VENV) .run db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .coverage

@@ -92,6 +92,17 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The make-run demo writes from three processes at once (web, worker, beat).
+    # WAL lets readers carry on while one process writes. IMMEDIATE takes the
+    # write lock at BEGIN, so a second writer waits on the busy timeout instead
+    # of failing with "database is locked" when it upgrades a read lock mid-way.
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
 
 # --- Redis: Celery broker, cache, rate-limit counters ------------------------
 REDIS_URL = env_str("REDIS_URL")
@@ -107,10 +118,20 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ------------------------------------------------------------------
-# No REDIS_URL: tasks run in-process (the make-run demo). Periodic tasks are in
-# config/celery.py.
-CELERY_BROKER_URL = REDIS_URL or "memory://"
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+# Tasks always go through the broker to a worker, never inline in a request;
+# only the tests force eager mode (tests/conftest.py). Periodic tasks and queue
+# routes are in config/celery.py.
+# No REDIS_URL (the make-run demo): kombu's filesystem transport, one file per
+# message under .run/broker/, so web, worker and beat are separate processes as
+# in production, with no server to install. It is a demo broker: a message taken
+# by a worker that is then killed (not stopped) is lost.
+RUN_DIR = BASE_DIR / ".run"
+# The filesystem transport ignores the host; without one kombu warns on each connect.
+CELERY_BROKER_URL = REDIS_URL or "filesystem://localhost/"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(RUN_DIR / "celerybeat-schedule")
+)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -121,7 +142,30 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "Asia/Shanghai"
 # A broker that is down must not hang a request: fail fast, the outbox retries.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
+else:
+    _broker_dir = Path(env_str("CELERY_BROKER_DIR") or RUN_DIR / "broker")
+    # Producers and consumers share one queue folder. A consumer claims a message
+    # by renaming it into processed/, which is atomic on one filesystem, so two
+    # consumers never take the same message (kombu's default, the system temp
+    # folder, may be another filesystem, where the move is a copy).
+    # scripts/run_demo.py empties processed/ on start.
+    _folders = {name: _broker_dir / name for name in ("queue", "processed", "control")}
+    for _folder in _folders.values():
+        _folder.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_folders["queue"]),
+        "data_folder_out": str(_folders["queue"]),
+        "processed_folder": str(_folders["processed"]),
+        "store_processed": True,
+        "control_folder": str(_folders["control"]),
+        # Top-ups start within a second of payment (SPEC §5): poll 4 times a second.
+        "polling_interval": 0.25,
+    }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
