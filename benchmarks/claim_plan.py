@@ -8,7 +8,7 @@
    plus --other-skus small SKUs, with COPY (ciphertext-like text: the claim never
    decrypts), then VACUUM ANALYZE: the steady state of a queue table.
 3. Capture the SQL the app itself sends (fulfillment.locks.card_codes_claimable_lock_for_update
-   and the stock count of catalog.selectors.sku_offer_get) and EXPLAIN (ANALYZE, BUFFERS)
+   and the stock count of orders.selectors.offer_get) and EXPLAIN (ANALYZE, BUFFERS)
    it inside a transaction that is rolled back.
 4. Sell the next --burst codes in one UPDATE (dead entries at the head of the claim
    index), EXPLAIN the claim again before vacuum, then after VACUUM.
@@ -130,10 +130,10 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from catalog.selectors import sku_offer_get
     from fulfillment.locks import card_codes_claimable_lock_for_update
     from fulfillment.models import CodeBatch
     from orders.models import Order, OrderLine
+    from orders.selectors import offer_get as sku_offer_get
 
     price = Decimal("30.00")
     skus = benchlib.create_skus(

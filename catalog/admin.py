@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.forms import SkuAdminForm
 from catalog.models import BundleItem, Platform, Product, Sku, ValidityRule
-from catalog.selectors import STOCK_IN, STOCK_LOW, STOCK_OUT, stock_state
+from fulfillment.availability import STOCK_IN, STOCK_LOW, STOCK_OUT, stock_state
 from fulfillment.selectors import card_code_stock_annotation
 
 STOCK_LABELS = {
@@ -86,7 +86,7 @@ class ProductAdmin(admin.ModelAdmin):
 class BundleItemInline(admin.TabularInline):
     model = BundleItem
     fk_name = "bundle"
-    fields = ("component", "quantity")
+    fields = ("component", "quantity", "share")
     autocomplete_fields = ("component",)
     extra = 1
 

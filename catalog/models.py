@@ -28,6 +28,14 @@ class Platform(models.Model):
         EMAIL = "email", _("邮箱")
         ANY = "any", _("任意账号")
 
+    # What the shopper is asked for, per rule (shown at the checkout field).
+    ACCOUNT_HINTS = {
+        AccountRule.PHONE: _("11 位中国大陆手机号"),
+        AccountRule.QQ: _("5–12 位数字的 QQ 号"),
+        AccountRule.EMAIL: _("邮箱地址"),
+        AccountRule.ANY: _("平台账号（不含空格，最长 64 个字符）"),
+    }
+
     # The patterns that validate a top-up's recharge account, per rule.
     ACCOUNT_PATTERNS = {
         AccountRule.PHONE: re.compile(r"^1[3-9]\d{9}$"),
@@ -60,6 +68,10 @@ class Platform(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def account_hint(self) -> str:
+        return str(self.ACCOUNT_HINTS[self.AccountRule(self.account_rule)])
 
     def is_valid_account(self, account: str) -> bool:
         return bool(
@@ -229,6 +241,20 @@ class BundleItem(models.Model):
         Sku, on_delete=models.PROTECT, related_name="+", verbose_name=_("组件 SKU")
     )
     quantity = models.PositiveSmallIntegerField(_("数量"), default=1)
+    # How the bundle's price is split across its parts, so a part that cannot be
+    # delivered is refunded at exactly its share (docs/BUNDLES.md).
+    share = models.DecimalField(
+        _("价格份额"),
+        max_digits=10,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_(
+            "每件组件在组合包售价中的分摊权重；全部组件都填写时按份额×数量分摊，"
+            "否则按面值×数量分摊。"
+        ),
+    )
 
     class Meta:
         verbose_name = _("组合包组件")
@@ -242,6 +268,10 @@ class BundleItem(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(bundle=F("component")), name="bundle_item_not_self"
+            ),
+            models.CheckConstraint(
+                condition=Q(share__isnull=True) | Q(share__gte=0),
+                name="bundle_item_share_nonnegative",
             ),
         ]
 

@@ -1,38 +1,13 @@
-"""Storefront reads: what is for sale, with stock state, in a fixed number of queries."""
+"""Catalog reads: what is on sale. Stock is not the catalog's business (fulfillment.availability)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from catalog.models import Platform, Product, Sku
-from fulfillment.selectors import card_code_stock_counts
-
-STOCK_IN = "in_stock"
-STOCK_LOW = "low"
-STOCK_OUT = "sold_out"
-
-
-@dataclass(frozen=True)
-class SkuOffer:
-    sku: Sku
-    available: int
-    stock_state: str
-
-    @property
-    def can_buy(self) -> bool:
-        return self.stock_state != STOCK_OUT
-
-
-def stock_state(*, available: int, low_threshold: int) -> str:
-    if available <= 0:
-        return STOCK_OUT
-    if available <= low_threshold:
-        return STOCK_LOW
-    return STOCK_IN
 
 
 def sku_on_sale_q(now: dt.datetime, prefix: str = "") -> Q:
@@ -74,17 +49,16 @@ def product_get_for_storefront(*, slug: str) -> Product | None:
     )
 
 
-def sku_offers_for_product(
+def sku_list_for_product(
     *, product: Product, now: dt.datetime | None = None
-) -> list[SkuOffer]:
-    """The product's SKUs on sale now, with stock state (2 queries)."""
+) -> list[Sku]:
+    """The product's SKUs on sale now (1 query)."""
     now = now or timezone.now()
-    skus = list(
+    return list(
         Sku.objects.filter(sku_on_sale_q(now), product=product).select_related(
             "validity_rule"
         )
     )
-    return _offers(skus, now)
 
 
 def sku_get_on_sale(*, code: str, now: dt.datetime | None = None) -> Sku | None:
@@ -95,31 +69,3 @@ def sku_get_on_sale(*, code: str, now: dt.datetime | None = None) -> Sku | None:
         .select_related("product", "product__platform", "validity_rule")
         .first()
     )
-
-
-def sku_offer_get(*, code: str, now: dt.datetime | None = None) -> SkuOffer | None:
-    """One SKU on sale now, by its code, with stock; None when not for sale."""
-    now = now or timezone.now()
-    sku = sku_get_on_sale(code=code, now=now)
-    if sku is None:
-        return None
-    return _offers([sku], now)[0]
-
-
-def _offers(skus: list[Sku], now: dt.datetime) -> list[SkuOffer]:
-    card_skus = [s.id for s in skus if s.delivery == Sku.Delivery.CARD_CODE]
-    counts = card_code_stock_counts(sku_ids=card_skus, now=now)
-    return [
-        SkuOffer(
-            sku=s,
-            available=counts.get(s.id, 0),
-            stock_state=stock_state(
-                available=counts.get(s.id, 0), low_threshold=s.low_stock_threshold
-            ),
-        )
-        for s in skus
-    ]
-
-
-def sku_list_with_stock() -> QuerySet[Sku]:
-    return Sku.objects.select_related("product", "product__platform")

@@ -17,3 +17,19 @@ class CheckoutForm(forms.Form):
         },
     )
     token = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
+    recharge_account = forms.CharField(
+        label=_("充值账号"),
+        max_length=64,
+        required=False,
+        strip=True,
+        error_messages={"max_length": _("充值账号最长 64 个字符")},
+    )
+    gateway = forms.ChoiceField(
+        label=_("支付方式"),
+        choices=[("sandbox", _("沙箱支付"))],
+        required=False,
+        error_messages={"invalid_choice": _("请选择可用的支付方式")},
+    )
+
+    def clean_gateway(self) -> str:
+        return self.cleaned_data.get("gateway") or "sandbox"

@@ -24,11 +24,15 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
-from catalog.selectors import sku_get_on_sale, sku_offer_get
+from catalog.models import Sku
+from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
+from fulfillment.availability import SkuOffer
 from orders import selectors, services
 from orders.forms import CheckoutForm
 from orders.models import Order, SandboxTrade
+from orders.pricing import QuoteError, bundle_items_for, order_quote
+from orders.selectors import offer_get
 
 logger = logging.getLogger(__name__)
 
@@ -57,59 +61,106 @@ def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
 @login_required
 @require_http_methods(["GET", "POST"])
 def checkout(request: AuthedRequest) -> HttpResponse:
-    """GET: the confirmation page. POST: place the order and go to the gateway."""
+    """GET: the confirmation page. POST: place the order and go to the gateway.
+
+    A bad input comes back on the confirmation page with the error at its field;
+    nothing is created.
+    """
     data = request.POST if request.method == "POST" else request.GET
     form = CheckoutForm(data)
     sku_code = data.get("sku", "")
+    if request.method == "GET" or not form.is_valid():
+        return _checkout_confirm(request, form, sku_code)
+    # The happy path looks nothing up before placing: order_place reads the SKU
+    # once and the reservation is the stock check.
     try:
-        if not form.is_valid():
-            raise DomainError(
-                "; ".join(str(e) for errors in form.errors.values() for e in errors)
-            )
-        quantity = form.cleaned_data["quantity"]
-        if request.method == "GET":
-            return _checkout_confirm(request, sku_code=sku_code, quantity=quantity)
         order = services.order_place(
             user=request.user,
             sku_code=sku_code,
-            quantity=quantity,
+            quantity=form.cleaned_data["quantity"],
+            recharge_account=form.cleaned_data["recharge_account"],
             client_token=form.cleaned_data["token"],
             ip_address=_client_ip(request),
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
+        field = getattr(exc, "field", None)
+        form.add_error(field if field in form.fields else None, exc.message)
+        return _checkout_confirm(request, form, sku_code, status=400 if field else 409)
+    return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
+
+
+def _checkout_confirm(
+    request: AuthedRequest, form: CheckoutForm, sku_code: str, *, status: int = 200
+) -> HttpResponse:
+    """The confirmation page: what will be bought, for how much, and what is missing."""
+    offer = offer_get(code=sku_code)
+    if offer is None:
+        messages.error(request, _("该商品当前不在售"))
         return _back_to_product(sku_code)
-    return _redirect_to_payment(request, order)
+    if not form.is_valid():
+        return _checkout_page(request, form, offer, status=max(status, 400))
+    if request.method == "GET":
+        quantity = form.cleaned_data["quantity"]
+        try:
+            order_quote(sku=offer.sku, quantity=quantity)
+        except QuoteError as exc:
+            if exc.field != "recharge_account":  # asked for on this very page
+                form.add_error(
+                    exc.field if exc.field in form.fields else None, exc.message
+                )
+                return _checkout_page(request, form, offer, status=400)
+        if not offer.availability.covers(quantity):
+            form.add_error(None, _("库存不足，请减少数量或选择其他规格"))
+            status = 409
+    return _checkout_page(request, form, offer, status=status)
 
 
 def _back_to_product(sku_code: str) -> HttpResponse:
     # Looked up only on the error path: the happy path never needs the product.
     sku = sku_get_on_sale(code=sku_code)
     if sku is None:
-        return redirect("catalog:home")
+        return redirect("storefront:home")
     return redirect(
-        reverse("catalog:product-detail", args=[sku.product.slug]) + f"?sku={sku.code}"
+        reverse("storefront:product-detail", args=[sku.product.slug])
+        + f"?sku={sku.code}"
     )
 
 
-def _checkout_confirm(
-    request: AuthedRequest, *, sku_code: str, quantity: int
+def _checkout_page(
+    request: AuthedRequest, form: CheckoutForm, offer: SkuOffer, *, status: int = 200
 ) -> HttpResponse:
-    offer = sku_offer_get(code=sku_code)
-    if offer is None:
-        raise DomainError(_("该商品当前不在售"))
-    services.order_check(sku=offer.sku, quantity=quantity, available=offer.available)
+    sku = offer.sku
+    quantity = form.cleaned_data.get("quantity") if form.is_bound else None
+    quantity = quantity or sku.min_per_order
+    items = bundle_items_for(sku) if sku.delivery == Sku.Delivery.BUNDLE else []
+    account_platform = (
+        sku.product.platform
+        if sku.delivery == Sku.Delivery.DIRECT_TOPUP
+        else next(
+            (
+                i.component.product.platform
+                for i in items
+                if i.component.delivery == Sku.Delivery.DIRECT_TOPUP
+            ),
+            None,
+        )
+    )
     context = {
+        "form": form,
         "offer": offer,
         "quantity": quantity,
-        "total": offer.sku.price * quantity,
-        "token": secrets.token_urlsafe(16),
+        "total": sku.price * quantity,
+        "bundle_items": items,
+        "account_platform": account_platform,
+        "token": form.data.get("token") or secrets.token_urlsafe(16),
         "timeout": settings.ORDER_PAYMENT_TIMEOUT_MINUTES,
     }
-    return render(request, "orders/checkout.html", context)
+    return render(request, "orders/checkout.html", context, status=status)
 
 
-def _redirect_to_payment(request: HttpRequest, order: Order) -> HttpResponse:
+def _redirect_to_payment(
+    request: HttpRequest, order: Order, *, gateway: str = "sandbox"
+) -> HttpResponse:
     if order.status != Order.Status.PENDING:
         return redirect("orders:order-detail", number=order.number)
     notify_base = settings.PAYMENT_NOTIFY_BASE_URL or request.build_absolute_uri(
@@ -117,10 +168,11 @@ def _redirect_to_payment(request: HttpRequest, order: Order) -> HttpResponse:
     ).rstrip("/")
     pay_url = services.payment_start(
         order=order,
-        notify_url=notify_base + reverse("orders:payment-notify", args=["sandbox"]),
+        notify_url=notify_base + reverse("orders:payment-notify", args=[gateway]),
         return_url=request.build_absolute_uri(
             reverse("orders:order-detail", args=[order.number])
         ),
+        gateway_name=gateway,
     )
     return HttpResponseRedirect(pay_url)
 

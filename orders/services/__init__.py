@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from orders.services.checkout import (
     CheckoutError,
+    CheckoutTokenReusedError,
     SkuUnavailableError,
     TooManyUnpaidOrdersError,
     order_cancel,
-    order_check,
     order_expire_unpaid,
     order_place,
 )
-from orders.services.delivery import order_code_reveal, order_deliver
+from orders.services.delivery import (
+    order_code_reveal,
+    order_fulfil,
+    order_mark_paid,
+    order_settle,
+)
 from orders.services.emails import (
     order_email_dispatch,
     order_email_flush,
@@ -21,29 +26,39 @@ from orders.services.payments import (
     NotifyResult,
     payment_notify_handle,
     payment_start,
-    refund_flush,
-    refund_submit,
     sandbox_notify_deliver,
     sandbox_trade_decide,
+)
+from orders.services.refunds import (
+    RefundError,
+    refund_flush,
+    refund_request,
+    refund_retry,
+    refund_submit,
 )
 
 __all__ = [
     "CheckoutError",
+    "CheckoutTokenReusedError",
     "NotifyResult",
+    "RefundError",
     "SkuUnavailableError",
     "TooManyUnpaidOrdersError",
     "order_cancel",
-    "order_check",
     "order_code_reveal",
-    "order_deliver",
     "order_email_dispatch",
     "order_email_flush",
     "order_email_send",
     "order_expire_unpaid",
+    "order_fulfil",
+    "order_mark_paid",
     "order_place",
+    "order_settle",
     "payment_notify_handle",
     "payment_start",
     "refund_flush",
+    "refund_request",
+    "refund_retry",
     "refund_submit",
     "sandbox_notify_deliver",
     "sandbox_trade_decide",

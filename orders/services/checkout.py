@@ -9,20 +9,17 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from catalog.models import Sku
 from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
-from config.lib.money import quantize
-from fulfillment.services import (
-    ERR_OUT_OF_STOCK,
-    OutOfStockError,
-    card_codes_release,
-    card_codes_reserve,
-)
+from fulfillment.services import card_codes_release, card_codes_reserve
 from orders.locks import order_lock_for_update_by_id, user_lock_for_update
 from orders.models import Order, OrderEvent, OrderLine
+from orders.pricing import Quote, QuoteLine, order_quote
+from orders.transitions import lines_move, order_move
 
 logger = logging.getLogger(__name__)
 
@@ -37,31 +34,17 @@ class SkuUnavailableError(CheckoutError):
     code = "sku_unavailable"
 
 
-class InvalidQuantityError(CheckoutError):
-    code = "invalid_quantity"
-
-
 class TooManyUnpaidOrdersError(CheckoutError):
     code = "too_many_unpaid_orders"
 
 
-def order_check(*, sku: Sku, quantity: int, available: int | None = None) -> None:
-    """The checks a checkout makes before anything is written (also for the confirm page).
+class CheckoutTokenReusedError(CheckoutError):
+    code = "token_reused"
 
-    Raises: SkuUnavailableError, InvalidQuantityError, OutOfStockError (when the
-    known `available` stock is short; checkout itself learns it by reserving).
-    """
-    if sku.delivery != Sku.Delivery.CARD_CODE:
-        raise SkuUnavailableError(_("该商品暂未开放购买"))
-    if not sku.min_per_order <= quantity <= sku.max_per_order:
-        raise InvalidQuantityError(
-            _("购买数量须在 %(min)d 到 %(max)d 之间")
-            % {"min": sku.min_per_order, "max": sku.max_per_order}
-        )
-    if available is not None and available < quantity:
-        raise OutOfStockError(
-            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": available}
-        )
+
+ERR_TOKEN_REUSED = gettext_lazy(
+    "这个下单页面已经提交过另一笔订单（商品、数量或充值账号不同）。请返回商品页重新下单。"
+)
 
 
 def order_place(
@@ -69,18 +52,23 @@ def order_place(
     user: User,
     sku_code: str,
     quantity: int,
+    recharge_account: str = "",
     client_token: str = "",
     ip_address: str | None = None,
     now: dt.datetime | None = None,
 ) -> Order:
-    """Create an order and reserve its codes in one transaction.
+    """Create an order with its lines and reserve their stock in one transaction.
 
-    1. The SKU must be on sale now, sold as card codes, and the quantity in its limits.
-    2. Lock the shopper's row: the same client_token returns the order it already made
-       (double click), and no shopper holds more than ORDER_MAX_UNPAID_PER_USER unpaid.
-    3. Create the order and line, then take free codes with SKIP LOCKED.
-    Raises: SkuUnavailableError, InvalidQuantityError, TooManyUnpaidOrdersError,
-        OutOfStockError (nothing is created).
+    1. The SKU must be on sale now; `order_quote` checks quantity and account and
+       prices every line (a bundle's parts get their shares).
+    2. Lock the shopper's row: the same client_token returns the order it already
+       made (double click) when it asked for the same thing, and is refused when
+       it asked for something else; no shopper holds more than
+       ORDER_MAX_UNPAID_PER_USER unpaid orders.
+    3. Create the order and its lines, then take free codes for every card-code
+       line with SKIP LOCKED. Top-ups reserve nothing: they are placed after payment.
+    Raises: SkuUnavailableError, QuoteError, CheckoutTokenReusedError,
+        TooManyUnpaidOrdersError, OutOfStockError (nothing is created).
     Locks: User, then CardCode (skip locked).
     Idempotent: on client_token.
     """
@@ -88,7 +76,7 @@ def order_place(
     sku = sku_get_on_sale(code=sku_code, now=now)
     if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
-    order_check(sku=sku, quantity=quantity)
+    quote = order_quote(sku=sku, quantity=quantity, recharge_account=recharge_account)
 
     with transaction.atomic():
         user_lock_for_update(user_id=user.pk)
@@ -97,6 +85,8 @@ def order_place(
                 user_id=user.pk, client_token=client_token
             ).first()
             if existing is not None:
+                if not _same_request(existing, quote):
+                    raise CheckoutTokenReusedError(str(ERR_TOKEN_REUSED))
                 return existing
         unpaid = Order.objects.filter(
             user_id=user.pk, status=Order.Status.PENDING, expires_at__gt=now
@@ -106,35 +96,71 @@ def order_place(
                 _("您已有 %(n)d 笔未支付订单，请先支付或等待其过期后再下单")
                 % {"n": unpaid}
             )
-        total = quantize(sku.price * quantity)
         order = Order.objects.create(
             user_id=user.pk,
             email=getattr(user, "email", ""),
-            total_amount=total,
+            total_amount=quote.total,
             client_token=client_token,
             ip_address=ip_address,
             expires_at=now
             + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
         )
-        line = OrderLine.objects.create(
-            order=order,
-            sku=sku,
-            product_name=sku.product.name,
-            sku_name=sku.name,
-            validity_text=_snapshot_text(sku),
-            redeem_instructions=sku.product.redeem_instructions,
-            quantity=quantity,
-            unit_price=sku.price,
-            amount=total,
-        )
-        card_codes_reserve(sku=sku, order_line_id=line.id, quantity=quantity, now=now)
+        for line in _lines_create(order=order, quote=quote):
+            if line.delivery == Sku.Delivery.CARD_CODE:
+                card_codes_reserve(
+                    sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
+                )
         OrderEvent.objects.create(
             order=order,
             kind=OrderEvent.Kind.PLACED,
             actor_id=user.pk,
-            detail={"sku": sku.code, "quantity": quantity, "total": str(total)},
+            detail={"sku": sku.code, "quantity": quantity, "total": str(quote.total)},
         )
     return order
+
+
+def _same_request(order: Order, quote: Quote) -> bool:
+    top = order.lines.filter(parent__isnull=True).select_related("sku").first()
+    if top is None:
+        return False
+    account = top.recharge_account or (
+        order.lines.exclude(recharge_account="")
+        .values_list("recharge_account", flat=True)
+        .first()
+        or ""
+    )
+    return quote.matches(
+        sku_code=top.sku.code, quantity=top.quantity, recharge_account=account
+    )
+
+
+def _line(order: Order, item: QuoteLine, parent: OrderLine | None) -> OrderLine:
+    sku = item.sku
+    return OrderLine(
+        order=order,
+        parent=parent,
+        sku=sku,
+        delivery=sku.delivery,
+        product_name=sku.product.name,
+        sku_name=sku.name,
+        validity_text=_snapshot_text(sku),
+        redeem_instructions=sku.product.redeem_instructions,
+        recharge_account=item.recharge_account,
+        quantity=item.quantity,
+        unit_price=item.unit_price,
+        amount=item.amount,
+    )
+
+
+def _lines_create(*, order: Order, quote: Quote) -> list[OrderLine]:
+    """Write the quote's lines; returns the ones that get delivered."""
+    top = _line(order, quote.line, None)
+    top.save(force_insert=True)
+    if not quote.line.components:
+        return [top]
+    return OrderLine.objects.bulk_create(
+        [_line(order, part, top) for part in quote.line.components]
+    )
 
 
 def _snapshot_text(sku: Sku) -> str:
@@ -153,12 +179,15 @@ def order_cancel(*, order_id: int, reason: str, skip_locked: bool = False) -> bo
         order = order_lock_for_update_by_id(order_id=order_id, skip_locked=skip_locked)
         if order is None or order.status != Order.Status.PENDING:
             return False
-        released = card_codes_release(
-            order_line_ids=list(order.lines.values_list("id", flat=True))
+        now = timezone.now()
+        lines = list(order.lines.all())
+        released = card_codes_release(order_line_ids=[line.id for line in lines])
+        lines_move(
+            [line for line in lines if line.status == OrderLine.Status.RESERVED],
+            OrderLine.Status.CANCELLED,
+            now=now,
         )
-        order.status = Order.Status.CANCELLED
-        order.cancelled_at = timezone.now()
-        order.save(update_fields=["status", "cancelled_at", "updated_at"])
+        order_move(order, Order.Status.CANCELLED, now=now, cancelled_at=now)
         OrderEvent.objects.create(
             order=order,
             kind=OrderEvent.Kind.CANCELLED,

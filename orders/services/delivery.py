@@ -1,49 +1,93 @@
-"""Delivery: hand a paid order its codes, and reveal a code to its buyer."""
+"""Delivery: mark an order paid, deliver each line by its kind, settle the order.
+
+`order_mark_paid` is the one public way an order becomes paid: a gateway notify
+calls it today; risk review and partner balance payments call it next.
+Delivery then goes line by line: card codes are sold right here, in the
+caller's transaction; top-ups get their supplier work recorded here and run by
+the worker after commit. `order_settle` derives the order's state from its
+lines whenever one of them changes (SPEC §3).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from catalog.models import Sku
 from config.lib.errors import DomainError
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services import card_code_reveal, card_codes_mark_sold
-from orders.models import Order, OrderEmail, OrderEvent
+from orders.models import Order, OrderEmail, OrderEvent, OrderLine, Payment
 from orders.services.emails import order_email_queue
+from orders.transitions import lines_move, order_move, settled_status
 
 logger = logging.getLogger(__name__)
+
+LS = OrderLine.Status
+
+# Where each settled state leaves the order's history and the shopper's inbox.
+_SETTLED_EVENTS: dict[str, str] = {
+    Order.Status.DELIVERED: OrderEvent.Kind.DELIVERED,
+    Order.Status.PARTIALLY_REFUNDED: OrderEvent.Kind.PARTIALLY_REFUNDED,
+    Order.Status.REFUNDED: OrderEvent.Kind.REFUNDED,
+}
 
 
 class RevealError(DomainError):
     code = "reveal_error"
 
 
-def order_deliver(*, order: Order, now: dt.datetime) -> bool:
-    """Mark a paid order's reserved codes sold and the order delivered.
+def order_mark_paid(
+    *, order: Order, payment: Payment, now: dt.datetime | None = None
+) -> None:
+    """Record that `payment` paid a pending (or cancelled, re-reserved) order, then deliver.
 
-    Runs inside the caller's transaction with the Order row locked. Card codes
-    need no worker, so a paid order is delivered within the notify request.
-    Returns False (order left `fulfilling` for an operator) if a line lacks codes,
-    which the reservation constraints should make impossible.
-    Idempotent: a delivered order is left alone.
+    The caller holds the Order row lock and has written `payment`.
+    Raises: IllegalTransitionError when the order is not pending or cancelled.
     """
-    if order.status == Order.Status.DELIVERED:
-        return True
-    order.status = Order.Status.FULFILLING
-    complete = True
-    for line in order.lines.all():
+    now = now or timezone.now()
+    order_move(
+        order,
+        Order.Status.PAID,
+        now=now,
+        paid_at=now,
+        paid_amount=order.paid_amount + payment.amount,
+    )
+    OrderEvent.objects.create(
+        order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": payment.trade_no}
+    )
+    order_fulfil(order=order, now=now)
+
+
+def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderLine]:
+    """Deliver every reserved line of a paid order by its kind; returns the lines.
+
+    1. Card codes: the line's reserved codes become sold, the line delivered.
+    2. Top-ups: the line goes `delivering` and its supplier work is recorded
+       (the worker picks it up after commit).
+    3. Settle the order from its lines.
+    Runs in the caller's transaction with the Order row locked.
+    Idempotent: lines already past `reserved` are left alone.
+    """
+    now = now or timezone.now()
+    lines = list(order.lines.all())
+    codes_done = []
+    for line in lines:
+        if line.status != LS.RESERVED or line.delivery != Sku.Delivery.CARD_CODE:
+            continue
         sold = card_codes_mark_sold(
             order_line_id=line.id, quantity=line.quantity, now=now
         )
         if sold == line.quantity:
-            line.delivered_at = now
-            line.save(update_fields=["delivered_at"])
+            codes_done.append(line)
         else:
-            complete = False
+            # The reservation constraints make this impossible; an operator decides.
             logger.error(
                 "order %s line %s has %d of %d codes; left for an operator",
                 order.number,
@@ -51,13 +95,77 @@ def order_deliver(*, order: Order, now: dt.datetime) -> bool:
                 sold,
                 line.quantity,
             )
-    if complete:
-        order.status = Order.Status.DELIVERED
-        order.delivered_at = now
-        OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.DELIVERED)
+    lines_move(codes_done, LS.DELIVERED, now=now, delivered_at=now)
+
+    topups = [
+        line
+        for line in lines
+        if line.status == LS.RESERVED and line.delivery == Sku.Delivery.DIRECT_TOPUP
+    ]
+    if topups:
+        from fulfillment.services import topups_start_for_lines
+
+        lines_move(topups, LS.DELIVERING, now=now)
+        topups_start_for_lines(lines=topups, now=now)
+    order_settle(order=order, lines=lines, now=now)
+    return lines
+
+
+def order_settle(
+    *,
+    order: Order,
+    lines: list[OrderLine] | None = None,
+    now: dt.datetime | None = None,
+) -> str:
+    """Bring a paid order's state (and its bundle lines) in line with its lines.
+
+    All delivered → delivered; some refunded → partially_refunded; all refunded →
+    refunded; anything still open → fulfilling. Returns the order's state.
+    Runs with the Order row locked. Idempotent.
+    """
+    now = now or timezone.now()
+    if order.status in (Order.Status.PENDING, Order.Status.CANCELLED):
+        return order.status
+    lines = list(order.lines.all()) if lines is None else lines
+    _bundles_settle(lines, now)
+    settled = settled_status(lines)
+    if settled is None:
+        if order.status == Order.Status.PAID:
+            order_move(order, Order.Status.FULFILLING, now=now)
+        return order.status
+    if settled == order.status:
+        return settled
+    fields = {}
+    if settled == Order.Status.DELIVERED or (
+        settled == Order.Status.PARTIALLY_REFUNDED and order.delivered_at is None
+    ):
+        fields["delivered_at"] = now
+    order_move(order, settled, now=now, **fields)
+    OrderEvent.objects.create(order=order, kind=_SETTLED_EVENTS[settled])
+    if any(line.status == LS.DELIVERED for line in lines):
+        # What they got: codes to reveal, accounts credited (one email per order).
         order_email_queue(order=order, kind=OrderEmail.Kind.DELIVERED)
-    order.save(update_fields=["status", "delivered_at", "updated_at"])
-    return complete
+    return settled
+
+
+def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:
+    """A bundle line follows its parts: delivering, then delivered or refunded."""
+    for parent in (line for line in lines if line.is_bundle):
+        parts = [line for line in lines if line.parent_id == parent.id]
+        refunded = sum((p.refunded_amount for p in parts), Decimal(0))
+        if refunded != parent.refunded_amount:
+            OrderLine.objects.filter(pk=parent.pk).update(refunded_amount=refunded)
+            parent.refunded_amount = refunded
+        if all(p.status == LS.REFUNDED for p in parts):
+            target = LS.REFUNDED
+        elif all(p.status in (LS.DELIVERED, LS.REFUNDED) for p in parts):
+            target = LS.DELIVERED
+        else:
+            target = LS.DELIVERING
+        if target == parent.status or parent.status not in (LS.RESERVED, LS.DELIVERING):
+            continue
+        fields = {"delivered_at": now} if target == LS.DELIVERED else {}
+        lines_move([parent], target, now=now, **fields)
 
 
 def order_code_reveal(
@@ -65,17 +173,18 @@ def order_code_reveal(
 ) -> str:
     """Decrypt one of the buyer's codes; audited on the code and on the order.
 
-    Raises: RevealError when the order is not delivered or the code is not its own.
+    Raises: RevealError when the code's line is not delivered or not the buyer's.
     """
     if order.user_id != user.pk:
         raise RevealError(_("无权查看该卡密"))
-    if order.status not in (Order.Status.DELIVERED, Order.Status.PARTIALLY_REFUNDED):
-        raise RevealError(_("订单尚未发货，暂不能查看卡密"))
     code = CardCode.objects.filter(
-        id=code_id, order_line__order_id=order.id, status=CardCode.Status.SOLD
+        id=code_id,
+        order_line__order_id=order.id,
+        order_line__status=LS.DELIVERED,
+        status=CardCode.Status.SOLD,
     ).first()
     if code is None:
-        raise RevealError(_("该卡密不属于此订单"))
+        raise RevealError(_("该卡密不属于此订单，或尚未发货"))
     with transaction.atomic():
         OrderEvent.objects.create(
             order=order,

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from config.lib.tasks import enqueue_or_leave_for_sweep
-from orders.models import Order, OrderEmail, OrderEvent
+from orders.models import Order, OrderEmail, OrderEvent, Refund
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +35,23 @@ _TEMPLATES = {
 }
 
 
-def order_email_queue(*, order: Order, kind: str) -> OrderEmail | None:
-    """Write the outbox row and queue its task after commit. Idempotent per (order, kind)."""
+def order_email_queue(
+    *, order: Order, kind: str, refund: Refund | None = None
+) -> OrderEmail | None:
+    """Write the outbox row and queue its task after commit.
+
+    Idempotent per (order, kind), or per refund for refund emails: one email per refund.
+    """
     if not order.email:
         return None
-    email, created = OrderEmail.objects.get_or_create(
-        order=order, kind=kind, defaults={"to": order.email}
-    )
+    if refund is not None:
+        email, created = OrderEmail.objects.get_or_create(
+            refund=refund, defaults={"order": order, "kind": kind, "to": order.email}
+        )
+    else:
+        email, created = OrderEmail.objects.get_or_create(
+            order=order, kind=kind, refund=None, defaults={"to": order.email}
+        )
     if created:
         transaction.on_commit(partial(order_email_dispatch, email_id=email.id))
     return email
@@ -76,7 +86,7 @@ def order_email_send(*, email_id: int) -> bool:
     )
     if claimed != 1:
         return False
-    email = OrderEmail.objects.select_related("order").get(id=email_id)
+    email = OrderEmail.objects.select_related("order", "refund").get(id=email_id)
     try:
         _send(email)
     except Exception as exc:
@@ -125,6 +135,11 @@ def _send(email: OrderEmail) -> None:
     # The link to the order, never the code itself.
     context = {
         "order": order,
+        "refund": email.refund,
+        "refund_lines": list(email.refund.lines.select_related("line"))
+        if email.refund
+        else [],
+        "lines": [line for line in order.lines.all() if line.parent_id is None],
         "order_url": settings.SITE_URL
         + reverse("orders:order-detail", args=[order.number]),
     }

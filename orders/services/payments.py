@@ -14,27 +14,26 @@ from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from catalog.models import Sku
 from config.lib.errors import DomainError
-from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import OutOfStockError, card_codes_reserve
 from orders.gateways import NotifyRejected, ParsedNotify, gateway_get
 from orders.gateways import sandbox as sandbox_gateway
-from orders.locks import order_lock_for_update, refund_lock_for_update
+from orders.locks import order_lock_for_update
 from orders.models import (
     Order,
-    OrderEmail,
     OrderEvent,
+    OrderLine,
     Payment,
     PaymentNotify,
-    Refund,
     SandboxTrade,
 )
 from orders.services.checkout import order_cancel
-from orders.services.delivery import order_deliver
-from orders.services.emails import order_email_queue
+from orders.services.delivery import order_mark_paid
+from orders.services.refunds import refund_payment_whole, refund_request
+from orders.transitions import lines_move
 
 logger = logging.getLogger(__name__)
 Outcome = PaymentNotify.Outcome
@@ -154,131 +153,59 @@ def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> 
         trade_no=parsed.trade_no,
         amount=parsed.amount,
     )
-
-    already_paid = order.status not in (Order.Status.PENDING, Order.Status.CANCELLED)
-    order.paid_amount += parsed.amount  # safe: the row is locked
-    if already_paid:
-        order.save(update_fields=["paid_amount", "updated_at"])
-        _refund_create(order=order, payment=payment, reason=REASON_DUPLICATE_PAYMENT)
+    if order.status not in (Order.Status.PENDING, Order.Status.CANCELLED):
+        # Paid twice (two trades for one order): the second payment goes back whole.
+        paid = order.paid_amount + parsed.amount
+        Order.objects.filter(pk=order.pk).update(paid_amount=paid, updated_at=now)
+        order.paid_amount = paid
+        refund_payment_whole(
+            order=order, payment=payment, reason=REASON_DUPLICATE_PAYMENT
+        )
         return Outcome.REFUNDED
 
     if order.status == Order.Status.CANCELLED and not _order_reopen(
         order=order, now=now
     ):
-        order.status = Order.Status.PAID
-        order.paid_at = now
-        order.save(update_fields=["status", "paid_at", "paid_amount", "updated_at"])
-        OrderEvent.objects.create(
-            order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": parsed.trade_no}
+        # Paid after cancellation and the stock is gone: paid, then every line back.
+        order_mark_paid(order=order, payment=payment, now=now)
+        refund_request(
+            order=order,
+            lines=[
+                (line, line.amount)
+                for line in order.lines.all()
+                if not line.is_bundle and line.amount > 0
+            ],
+            reason=REASON_CANCELLED_NO_STOCK,
+            now=now,
         )
-        _refund_create(order=order, payment=payment, reason=REASON_CANCELLED_NO_STOCK)
         return Outcome.REFUNDED
 
-    order.status = Order.Status.PAID
-    order.paid_at = now
-    order.save(update_fields=["status", "paid_at", "paid_amount", "updated_at"])
-    OrderEvent.objects.create(
-        order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": parsed.trade_no}
-    )
-    order_deliver(order=order, now=now)
+    order_mark_paid(order=order, payment=payment, now=now)
     return Outcome.PAID
 
 
 def _order_reopen(*, order: Order, now: dt.datetime) -> bool:
-    """Re-reserve a cancelled order's codes; all lines or none (savepoint)."""
+    """Re-reserve a cancelled order's lines; all lines or none (savepoint)."""
+    lines = list(order.lines.select_related("sku"))
     try:
         with transaction.atomic():
-            for line in order.lines.select_related("sku"):
-                card_codes_reserve(
-                    sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
-                )
+            for line in lines:
+                if line.delivery == Sku.Delivery.CARD_CODE:
+                    card_codes_reserve(
+                        sku=line.sku,
+                        order_line_id=line.id,
+                        quantity=line.quantity,
+                        now=now,
+                    )
+            lines_move(
+                [x for x in lines if x.status == OrderLine.Status.CANCELLED],
+                OrderLine.Status.RESERVED,
+                now=now,
+            )
     except OutOfStockError:
         return False
     OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.REOPENED)
     return True
-
-
-def _refund_create(*, order: Order, payment: Payment, reason: str) -> Refund:
-    from orders.tasks import refund_submit_task
-
-    refund = Refund.objects.create(
-        order=order, payment=payment, amount=payment.amount, reason=reason
-    )
-    transaction.on_commit(
-        partial(enqueue_or_leave_for_sweep, refund_submit_task, refund_id=refund.id)
-    )
-    return refund
-
-
-def refund_submit(*, refund_id: int) -> bool:
-    """Ask the gateway for a pending refund and record the result.
-
-    The refund number is the gateway's idempotency key, so a retry after a crash
-    between the gateway call and our commit refunds nothing twice.
-    Locks: Refund row (the sandbox gateway keeps its own state in this database).
-    Returns False when the refund is not pending any more.
-    """
-    refund = Refund.objects.select_related("payment").filter(pk=refund_id).first()
-    if refund is None or refund.status != Refund.Status.PENDING:
-        return False
-    gateway = gateway_get(refund.payment.gateway)
-    assert gateway is not None  # noqa: S101
-    gateway.refund(
-        payment=refund.payment, amount=refund.amount, refund_no=refund.refund_no
-    )
-    with transaction.atomic():
-        order = order_lock_for_update(number=refund.order.number)
-        refund = refund_lock_for_update(refund_id=refund_id)
-        if refund is None or order is None or refund.status != Refund.Status.PENDING:
-            return False
-        now = timezone.now()
-        refund.status = Refund.Status.SUCCEEDED
-        refund.completed_at = now
-        refund.save(update_fields=["status", "completed_at"])
-        Payment.objects.filter(id=refund.payment_id).update(
-            status=Payment.Status.REFUNDED
-        )
-        order.refunded_amount = F("refunded_amount") + refund.amount
-        fields = ["refunded_amount", "updated_at"]
-        # Paid but never delivered (stock gone): the refund ends the order.
-        if order.status == Order.Status.PAID:
-            order.status = Order.Status.REFUNDED
-            fields.append("status")
-        order.save(update_fields=fields)
-        OrderEvent.objects.create(
-            order=order,
-            kind=OrderEvent.Kind.REFUNDED,
-            detail={
-                "amount": str(refund.amount),
-                "reason": refund.reason,
-                "refund_no": refund.refund_no,
-            },
-        )
-        order_email_queue(order=order, kind=OrderEmail.Kind.REFUNDED)
-    return True
-
-
-def refund_flush(*, now: dt.datetime | None = None) -> int:
-    """Submit refunds still pending a minute after they were created (lost task)."""
-    now = now or timezone.now()
-    ids = list(
-        Refund.objects.filter(
-            status=Refund.Status.PENDING, created_at__lte=now - dt.timedelta(minutes=1)
-        )
-        .order_by("created_at")
-        .values_list("id", flat=True)[:100]
-    )
-    done = 0
-    for refund_id in ids:
-        try:
-            done += refund_submit(refund_id=refund_id)
-        except DomainError:
-            logger.warning(
-                "refund %s refused by the gateway; needs an operator",
-                refund_id,
-                exc_info=True,
-            )
-    return done
 
 
 def sandbox_trade_decide(*, token: str, pay: bool) -> SandboxTrade | None:

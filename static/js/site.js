@@ -2,7 +2,9 @@
  *
  * - forms marked data-once submit once (the server is idempotent too);
  * - the product page keeps quantity limits and the total in step with the chosen SKU;
- * - "显示卡密" fetches the code as JSON and shows it in place; "复制" copies it.
+ * - "显示卡密" fetches the code as JSON and shows it in place; "复制" copies it;
+ * - an order page with something in flight (payment landing, a top-up on its way)
+ *   re-fetches itself every few seconds and swaps in the fresh part, until done.
  * User-visible strings come from data-* attributes rendered by the (translated) templates.
  */
 (function () {
@@ -291,5 +293,44 @@
           button.textContent = idle;
         }, 2000);
       });
+  });
+
+  /* ---- Live order page ---------------------------------------------------------- */
+
+  var POLL_MS = 2500;
+  var POLL_LIMIT = 240; // ten minutes; after that a manual reload is fine
+
+  function pollOrder(region, remaining) {
+    var url = region.getAttribute("data-poll");
+    if (!url || remaining <= 0 || !window.fetch || !window.DOMParser) {
+      return;
+    }
+    window.setTimeout(function () {
+      if (document.hidden) {
+        pollOrder(region, remaining); // no traffic from a background tab
+        return;
+      }
+      fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          return response.ok ? response.text() : Promise.reject(response.status);
+        })
+        .then(function (html) {
+          var fresh = new DOMParser()
+            .parseFromString(html, "text/html")
+            .querySelector("[data-order-live]");
+          if (!fresh) {
+            return;
+          }
+          region.replaceWith(fresh);
+          pollOrder(fresh, remaining - 1);
+        })
+        .catch(function () {
+          pollOrder(region, remaining - 1);
+        });
+    }, POLL_MS);
+  }
+
+  document.querySelectorAll("[data-order-live][data-poll]").forEach(function (region) {
+    pollOrder(region, POLL_LIMIT);
   });
 })();

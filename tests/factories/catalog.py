@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import factory
 
-from catalog.models import Platform, Product, Sku, ValidityRule
+from catalog.models import BundleItem, Platform, Product, Sku, ValidityRule
 
 
 class PlatformFactory(factory.django.DjangoModelFactory):
@@ -46,3 +46,12 @@ class SkuFactory(factory.django.DjangoModelFactory):
     price = Decimal("25.00")
     validity_rule = factory.SubFactory(ValidityRuleFactory)
     max_per_order = 5
+
+
+class BundleItemFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BundleItem
+
+    bundle = factory.SubFactory(SkuFactory, delivery=Sku.Delivery.BUNDLE)
+    component = factory.SubFactory(SkuFactory)
+    quantity = 1

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog.selectors import stock_state
+from fulfillment.availability import stock_state
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
 
@@ -37,7 +37,7 @@ def test_home_lists_platforms_and_products_in_fixed_queries(
         SkuFactory(product=extra, code=f"EX-{n}")
 
     with django_assert_num_queries(2):
-        response = client.get(reverse("catalog:home"))
+        response = client.get(reverse("storefront:home"))
 
     page = response.content.decode()
     assert "腾讯视频" in page
@@ -52,7 +52,7 @@ def test_home_hides_products_with_nothing_on_sale(client, catalog):
     )
     SkuFactory(product=hidden, code="OFF-1", is_active=False)
 
-    page = client.get(reverse("catalog:home")).content.decode()
+    page = client.get(reverse("storefront:home")).content.decode()
 
     assert "Ghost product" not in page
     assert "Off product" not in page
@@ -62,7 +62,7 @@ def test_product_page_shows_skus_with_stock_state_in_fixed_queries(
     client, catalog, django_assert_num_queries
 ):
     with django_assert_num_queries(3):
-        response = client.get(reverse("catalog:product-detail", args=["tx-vip"]))
+        response = client.get(reverse("storefront:product-detail", args=["tx-vip"]))
 
     offers = {o.sku.code: o.stock_state for o in response.context["offers"]}
     assert offers == {"TX-M": "in_stock", "TX-Y": "low", "TX-Q": "sold_out"}
@@ -81,7 +81,7 @@ def test_product_page_hides_skus_outside_sale_window_or_inactive(client, catalog
     )
     SkuFactory(product=product, code="INACTIVE", name="已下架", is_active=False)
 
-    response = client.get(reverse("catalog:product-detail", args=["tx-vip"]))
+    response = client.get(reverse("storefront:product-detail", args=["tx-vip"]))
 
     codes = {o.sku.code for o in response.context["offers"]}
     assert codes == {"TX-M", "TX-Y", "TX-Q"}
@@ -91,10 +91,11 @@ def test_product_page_404_for_unknown_or_inactive_product(client, catalog):
     ProductFactory(slug="hidden", is_active=False)
 
     assert (
-        client.get(reverse("catalog:product-detail", args=["nope"])).status_code == 404
+        client.get(reverse("storefront:product-detail", args=["nope"])).status_code
+        == 404
     )
     assert (
-        client.get(reverse("catalog:product-detail", args=["hidden"])).status_code
+        client.get(reverse("storefront:product-detail", args=["hidden"])).status_code
         == 404
     )
 
@@ -106,6 +107,6 @@ def test_stock_state_thresholds():
 
 
 def test_pages_render_in_english(client, catalog):
-    response = client.get(reverse("catalog:home"), HTTP_ACCEPT_LANGUAGE="en")
+    response = client.get(reverse("storefront:home"), HTTP_ACCEPT_LANGUAGE="en")
 
     assert response["Content-Language"] == "en"

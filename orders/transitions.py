@@ -1,0 +1,129 @@
+"""Every order and order-line state change goes through here (SPEC §3).
+
+Each move is checked against the allowed graph and written as one conditional
+UPDATE (`WHERE status = <what we saw>`), so a move made from a stale copy of
+the row, or an illegal one, raises instead of silently overwriting. Callers hold
+the Order row lock, which makes a lost race a bug, not a normal event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.utils import timezone
+
+from config.lib.errors import DomainError
+from orders.models import Order, OrderLine
+
+OS = Order.Status
+LS = OrderLine.Status
+
+ORDER_MOVES: dict[str, frozenset[str]] = {
+    OS.PENDING: frozenset({OS.PAID, OS.CANCELLED}),
+    # A payment that lands after cancellation is still honoured (SPEC §3).
+    OS.CANCELLED: frozenset({OS.PAID}),
+    OS.PAID: frozenset(
+        {OS.REVIEW, OS.FULFILLING, OS.DELIVERED, OS.REFUNDED, OS.PARTIALLY_REFUNDED}
+    ),
+    OS.REVIEW: frozenset(
+        {OS.FULFILLING, OS.DELIVERED, OS.REFUNDED, OS.PARTIALLY_REFUNDED}
+    ),
+    OS.FULFILLING: frozenset({OS.DELIVERED, OS.REFUNDED, OS.PARTIALLY_REFUNDED}),
+    # After-sales: a delivered order can still give money back.
+    OS.DELIVERED: frozenset({OS.REFUNDED, OS.PARTIALLY_REFUNDED}),
+    OS.PARTIALLY_REFUNDED: frozenset({OS.REFUNDED}),
+    OS.REFUNDED: frozenset(),
+}
+
+LINE_MOVES: dict[str, frozenset[str]] = {
+    LS.RESERVED: frozenset({LS.DELIVERING, LS.DELIVERED, LS.REFUNDED, LS.CANCELLED}),
+    # Re-reserved for a late payment, or refunded when its stock is gone.
+    LS.CANCELLED: frozenset({LS.RESERVED, LS.REFUNDED}),
+    LS.DELIVERING: frozenset({LS.DELIVERED, LS.REFUNDED}),
+    LS.DELIVERED: frozenset({LS.REFUNDED}),
+    LS.REFUNDED: frozenset(),
+}
+
+# Lines of a paid order whose fate is sealed. (A cancelled line in a paid order
+# is waiting to be re-reserved or refunded: not settled yet.)
+LINE_SETTLED = frozenset({LS.DELIVERED, LS.REFUNDED})
+
+
+class IllegalTransitionError(DomainError):
+    code = "illegal_transition"
+
+
+def order_move(
+    order: Order, to: str, *, now: dt.datetime | None = None, **fields: Any
+) -> None:
+    """Move an order to `to`, setting `fields` too. Raises IllegalTransitionError."""
+    if to not in ORDER_MOVES[order.status]:
+        raise IllegalTransitionError(f"order {order.number}: {order.status} → {to}")
+    now = now or timezone.now()
+    updated = Order.objects.filter(pk=order.pk, status=order.status).update(
+        status=to, updated_at=now, **fields
+    )
+    if updated != 1:
+        raise IllegalTransitionError(
+            f"order {order.number} changed under us (was {order.status})"
+        )
+    order.status = to
+    order.updated_at = now
+    for name, value in fields.items():
+        setattr(order, name, value)
+
+
+def lines_move(
+    lines: Iterable[OrderLine],
+    to: str,
+    *,
+    now: dt.datetime | None = None,
+    **fields: Any,
+) -> None:
+    """Move lines that share one current state to `to` in one UPDATE.
+
+    Raises IllegalTransitionError when a line is in another state or the move is
+    not allowed.
+    """
+    lines = list(lines)
+    if not lines:
+        return
+    current = {line.status for line in lines}
+    if len(current) != 1:
+        raise IllegalTransitionError(f"lines in mixed states {sorted(current)} → {to}")
+    (start,) = current
+    if to not in LINE_MOVES[start]:
+        raise IllegalTransitionError(f"order line: {start} → {to}")
+    now = now or timezone.now()
+    updated = OrderLine.objects.filter(
+        pk__in=[line.pk for line in lines], status=start
+    ).update(status=to, updated_at=now, **fields)
+    if updated != len(lines):
+        raise IllegalTransitionError(f"order lines changed under us (were {start})")
+    for line in lines:
+        line.status = to
+        line.updated_at = now
+        for name, value in fields.items():
+            setattr(line, name, value)
+
+
+def settled_status(lines: Iterable[OrderLine]) -> str | None:
+    """The order state its delivered-or-refunded lines add up to, or None while any is open.
+
+    Only lines that get delivered count (a bundle's parent line follows its parts):
+    all delivered and nothing refunded → delivered; everything refunded → refunded;
+    anything in between → partially_refunded.
+    """
+    leaves = [line for line in lines if not line.is_bundle]
+    if not leaves or any(line.status not in LINE_SETTLED for line in leaves):
+        return None
+    refunded = sum(line.refunded_amount for line in leaves)
+    if all(line.status == LS.REFUNDED for line in leaves) or (
+        refunded > 0 and refunded >= sum(line.amount for line in leaves)
+    ):
+        return OS.REFUNDED
+    if refunded > 0 or any(line.status == LS.REFUNDED for line in leaves):
+        return OS.PARTIALLY_REFUNDED
+    return OS.DELIVERED
