@@ -47,6 +47,16 @@ app.conf.beat_schedule = {
         "task": "fulfillment.tasks.card_code_expire_task",
         "schedule": crontab(minute="*/10"),
     },
+    # every 5 seconds: queue the top-ups whose next look at the supplier is due
+    "fulfillment-topup-sweep": {
+        "task": "fulfillment.tasks.topup_sweep_task",
+        "schedule": 5.0,
+    },
+    # every 5 minutes: flag top-ups past their deadline for an operator, query them
+    "fulfillment-topup-reconcile": {
+        "task": "fulfillment.tasks.topup_reconcile_task",
+        "schedule": crontab(minute="*/5"),
+    },
     # every 5 minutes: ask each enabled supplier for its balance and product list
     "fulfillment-supplier-refresh": {
         "task": "fulfillment.tasks.supplier_refresh_all_task",

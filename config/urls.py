@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("orders.urls")),
+    path("", include("fulfillment.urls")),
     path("", include("storefront.urls")),
 ]

@@ -15,3 +15,20 @@ def card_code_expire_task() -> int:
 @shared_task
 def supplier_refresh_all_task() -> int:
     return services.supplier_refresh_all()
+
+
+@shared_task(acks_late=True)
+def topup_advance_task(*, topup_id: int) -> str:
+    """One step of a top-up. The service schedules its own retries in next_poll_at,
+    so a redelivered or duplicated message only finds the lease taken."""
+    return services.topup_advance(topup_id=topup_id)
+
+
+@shared_task
+def topup_sweep_task() -> int:
+    return services.topup_sweep()
+
+
+@shared_task
+def topup_reconcile_task() -> int:
+    return services.topup_reconcile()
