@@ -35,7 +35,7 @@ test: $(VENV)/.installed
 	@scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy accounts catalog orders fulfillment config risk distribution
+	$(VENV)/bin/mypy accounts catalog storefront orders fulfillment config risk distribution
 	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL="$(TEST_REDIS_URL)" $(PY) manage.py makemigrations --check --dry-run
 	# CONN_MAX_AGE=0: test threads (live server, worker) must not keep connections
 	# open past a test, or the test database cannot be dropped.
