@@ -278,6 +278,18 @@ PAYMENT_NOTIFY_BASE_URL = env_str("PAYMENT_NOTIFY_BASE_URL").rstrip("/")
 HTTP_ALLOW_PRIVATE_ADDRESSES = env_bool("HTTP_ALLOW_PRIVATE_ADDRESSES", DEBUG)
 HTTP_TIMEOUT_SECONDS = env_int("HTTP_TIMEOUT_SECONDS", 10)
 
+# --- Top-ups and suppliers (fulfillment/services/topups.py) ------------------
+# Where suppliers send their callbacks; empty: SITE_URL.
+SUPPLIER_CALLBACK_BASE_URL = env_str("SUPPLIER_CALLBACK_BASE_URL").rstrip("/")
+# How long a worker holds a top-up while it talks to the supplier. A worker that
+# dies loses its lease after this and the beat sweep hands the top-up on.
+TOPUP_LEASE_SECONDS = env_int("TOPUP_LEASE_SECONDS", 60)
+# After an unanswered placement, how long an "order not found" may still mean
+# "not visible yet" (then placing again under the same number is safe).
+TOPUP_PLACEMENT_GRACE_SECONDS = env_int("TOPUP_PLACEMENT_GRACE_SECONDS", 15)
+# A top-up still open this long after payment is flagged for an operator.
+TOPUP_DEADLINE_MINUTES = env_int("TOPUP_DEADLINE_MINUTES", 30)
+
 # --- Security ----------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)

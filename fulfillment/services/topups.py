@@ -84,12 +84,8 @@ class CallResult:
     exchanges: list[Exchange] = field(default_factory=list)
 
 
-def _setting(name: str, default: int) -> int:
-    return int(getattr(settings, name, default))
-
-
 def _lease() -> dt.timedelta:
-    return dt.timedelta(seconds=_setting("TOPUP_LEASE_SECONDS", 60))
+    return dt.timedelta(seconds=settings.TOPUP_LEASE_SECONDS)
 
 
 def _backoff(n: int, *, base: float, cap: float) -> dt.timedelta:
@@ -114,7 +110,7 @@ def topups_start_for_lines(
             "order_line_id", flat=True
         )
     )
-    deadline = now + dt.timedelta(minutes=_setting("TOPUP_DEADLINE_MINUTES", 30))
+    deadline = now + dt.timedelta(minutes=settings.TOPUP_DEADLINE_MINUTES)
     topups = TopUp.objects.bulk_create(
         TopUp(
             order_line=line,
@@ -198,7 +194,7 @@ def _claim(*, topup_id: int, now: dt.datetime) -> Plan | None:
                 placements=F("placements") + 1,
                 placement_deadline=attempt.placement_deadline
                 or now
-                + dt.timedelta(seconds=_setting("TOPUP_PLACEMENT_GRACE_SECONDS", 15)),
+                + dt.timedelta(seconds=settings.TOPUP_PLACEMENT_GRACE_SECONDS),
             )
         else:
             SupplierAttempt.objects.filter(pk=attempt.pk).update(
@@ -228,7 +224,7 @@ def _attempt_next(*, topup: TopUp, now: dt.datetime) -> SupplierAttempt | None:
 
 
 def _notify_url(supplier: Supplier) -> str:
-    base = getattr(settings, "SUPPLIER_CALLBACK_BASE_URL", "") or settings.SITE_URL
+    base = settings.SUPPLIER_CALLBACK_BASE_URL or settings.SITE_URL
     return base.rstrip("/") + reverse(
         "fulfillment:supplier-callback", args=[supplier.name]
     )

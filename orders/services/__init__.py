@@ -36,12 +36,18 @@ from orders.services.refunds import (
     refund_retry,
     refund_submit,
 )
+from orders.services.review import (
+    ReviewError,
+    order_review_approve,
+    order_review_reject,
+)
 
 __all__ = [
     "CheckoutError",
     "CheckoutTokenReusedError",
     "NotifyResult",
     "RefundError",
+    "ReviewError",
     "SkuUnavailableError",
     "TooManyUnpaidOrdersError",
     "order_cancel",
@@ -53,6 +59,8 @@ __all__ = [
     "order_fulfil",
     "order_mark_paid",
     "order_place",
+    "order_review_approve",
+    "order_review_reject",
     "order_settle",
     "payment_notify_handle",
     "payment_start",

@@ -44,10 +44,16 @@ class RevealError(DomainError):
 
 
 def order_mark_paid(
-    *, order: Order, payment: Payment, now: dt.datetime | None = None
+    *,
+    order: Order,
+    payment: Payment,
+    now: dt.datetime | None = None,
+    hold_reason: str = "",
 ) -> None:
     """Record that `payment` paid a pending (or cancelled, re-reserved) order, then deliver.
 
+    With a `hold_reason` (a risk rule fired) the order waits in `review` with its
+    stock still reserved, and nothing is delivered until an operator approves.
     The caller holds the Order row lock and has written `payment`.
     Raises: IllegalTransitionError when the order is not pending or cancelled.
     """
@@ -62,6 +68,12 @@ def order_mark_paid(
     OrderEvent.objects.create(
         order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": payment.trade_no}
     )
+    if hold_reason:
+        order_move(order, Order.Status.REVIEW, now=now)
+        OrderEvent.objects.create(
+            order=order, kind=OrderEvent.Kind.REVIEW, detail={"reason": hold_reason}
+        )
+        return
     order_fulfil(order=order, now=now)
 
 
@@ -130,7 +142,7 @@ def order_settle(
     _bundles_settle(lines, now)
     settled = settled_status(lines)
     if settled is None:
-        if order.status == Order.Status.PAID:
+        if order.status in (Order.Status.PAID, Order.Status.REVIEW):
             order_move(order, Order.Status.FULFILLING, now=now)
         return order.status
     if settled == order.status:

@@ -25,8 +25,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
+from catalog.models import Sku
 from config.lib.errors import DomainError
 from config.lib.tasks import enqueue_or_leave_for_sweep
+from fulfillment.services import card_codes_release
 from orders.gateways import gateway_get
 from orders.locks import order_lock_for_update_by_id, refund_lock_for_update
 from orders.models import (
@@ -108,6 +110,15 @@ def refund_request(
             if line.status in (LS.RESERVED, LS.DELIVERING, LS.CANCELLED)
             or (line.status == LS.DELIVERED and line.refundable_amount == 0)
         ]
+        # Codes held for lines that will never be delivered go back on sale.
+        card_codes_release(
+            order_line_ids=[
+                line.id
+                for line in ending
+                if line.status in (LS.RESERVED, LS.CANCELLED)
+                and line.delivery == Sku.Delivery.CARD_CODE
+            ]
+        )
         for status in {line.status for line in ending}:
             lines_move(
                 [line for line in ending if line.status == status],
