@@ -1,4 +1,4 @@
-"""seed_demo: idempotent demo data — platforms, products, SKUs, codes, users and the supplier.
+"""seed_demo: idempotent demo data across the apps — platforms, products, SKUs, codes, users and the supplier.
 
 Besides the card-code catalog it seeds direct top-ups (直充), one bundle, and the
 bundled supplier simulator registered as supplier `demo-sim` with the demo's
