@@ -1,0 +1,273 @@
+"""Orders and their lines, and the order's history."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import Sku
+
+_NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def new_order_number() -> str:
+    """`KQ` + 18 random characters (~89 bits): unguessable, safe in URLs."""
+    return "KQ" + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(18))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Order(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("待支付")
+        PAID = "paid", _("已支付")
+        REVIEW = "review", _("审核中")
+        FULFILLING = "fulfilling", _("发货中")
+        DELIVERED = "delivered", _("已发货")
+        REFUNDED = "refunded", _("已退款")
+        PARTIALLY_REFUNDED = "partially_refunded", _("部分退款")
+        CANCELLED = "cancelled", _("已取消")
+
+    number = models.CharField(
+        _("订单号"), max_length=20, unique=True, default=new_order_number
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="orders",
+        verbose_name=_("用户"),
+    )
+    email = models.EmailField(_("通知邮箱"))
+    status = models.CharField(
+        _("状态"), max_length=20, choices=Status, default=Status.PENDING
+    )
+    total_amount = models.DecimalField(_("应付金额"), max_digits=12, decimal_places=2)
+    paid_amount = models.DecimalField(
+        _("实付金额"), max_digits=12, decimal_places=2, default=0
+    )
+    refunded_amount = models.DecimalField(
+        _("已退金额"), max_digits=12, decimal_places=2, default=0
+    )
+    currency = models.CharField(
+        max_length=3, default="CNY", editable=False, verbose_name=_("币种")
+    )
+    # The checkout form's one-time token: a double click returns the same order.
+    client_token = models.CharField(
+        max_length=64, blank=True, verbose_name=_("下单令牌")
+    )
+    ip_address = models.GenericIPAddressField(
+        null=True, blank=True, verbose_name=_("IP 地址")
+    )
+    created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
+    expires_at = models.DateTimeField(_("支付截止"))
+    paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("订单")
+        verbose_name_plural = _("订单")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_amount__gt=0), name="order_total_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0)
+                & Q(refunded_amount__lte=F("paid_amount")),
+                name="order_refund_within_paid",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "client_token"],
+                condition=~Q(client_token=""),
+                name="order_client_token_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                name="order_pending_expiry_idx",
+                condition=Q(status="pending"),
+            ),
+            models.Index(fields=["user", "status"], name="order_user_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING
+
+    @property
+    def is_delivered(self) -> bool:
+        return self.status == self.Status.DELIVERED
+
+
+class OrderLine(models.Model):
+    """One thing bought. Lines live their own lives: each has its own state (SPEC §3).
+
+    A bundle is a parent line (what the shopper chose, at the bundle's price) with
+    one component line per part; the money sits on the components (each its share
+    of the bundle price), so a component can be refunded alone. Lines without
+    components are the ones that get delivered: codes or a top-up.
+    """
+
+    class Status(models.TextChoices):
+        RESERVED = "reserved", _("待发货")
+        DELIVERING = "delivering", _("发货中")
+        DELIVERED = "delivered", _("已发货")
+        REFUNDED = "refunded", _("已退款")
+        CANCELLED = "cancelled", _("已取消")
+
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="lines", verbose_name=_("订单")
+    )
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="components",
+        verbose_name=_("所属组合包"),
+    )
+    sku = models.ForeignKey(
+        "catalog.Sku", on_delete=models.PROTECT, related_name="+", verbose_name=_("SKU")
+    )
+    # Snapshots: what the shopper bought, even if the catalog changes later.
+    delivery = models.CharField(
+        _("发货方式"),
+        max_length=20,
+        choices=Sku.Delivery,
+        default=Sku.Delivery.CARD_CODE,
+    )
+    product_name = models.CharField(max_length=100, verbose_name=_("商品名称"))
+    sku_name = models.CharField(max_length=100, verbose_name=_("规格名称"))
+    validity_text = models.CharField(
+        max_length=200, blank=True, verbose_name=_("有效期说明")
+    )
+    redeem_instructions = models.TextField(blank=True, verbose_name=_("兑换方式"))
+    recharge_account = models.CharField(_("充值账号"), max_length=64, blank=True)
+    quantity = models.PositiveSmallIntegerField(verbose_name=_("数量"))
+    unit_price = models.DecimalField(
+        max_digits=10, decimal_places=2, verbose_name=_("单价")
+    )
+    # What this line costs the shopper after discounts (coupons, tier prices, a
+    # bundle share): not always unit_price × quantity.
+    amount = models.DecimalField(
+        max_digits=12, decimal_places=2, verbose_name=_("金额")
+    )
+    discount_amount = models.DecimalField(
+        _("优惠金额"), max_digits=12, decimal_places=2, default=0
+    )
+    refunded_amount = models.DecimalField(
+        _("已退金额"), max_digits=12, decimal_places=2, default=0
+    )
+    status = models.CharField(
+        _("状态"), max_length=20, choices=Status, default=Status.RESERVED
+    )
+    # Why the line ended as it did, in words for the shopper (a refund's reason).
+    status_reason = models.CharField(_("状态说明"), max_length=200, blank=True)
+    delivered_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("发货时间")
+    )
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = _("订单明细")
+        verbose_name_plural = _("订单明细")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="orderline_quantity_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0), name="orderline_amount_nonnegative"
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_amount__gte=0),
+                name="orderline_discount_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_amount__gte=0)
+                & Q(refunded_amount__lte=F("amount")),
+                name="orderline_refund_within_amount",
+            ),
+            # A top-up without an account to credit could never be delivered.
+            models.CheckConstraint(
+                condition=~Q(delivery="direct_topup") | ~Q(recharge_account=""),
+                name="orderline_topup_has_account",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="delivered") | Q(delivered_at__isnull=False),
+                name="orderline_delivered_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku_name} × {self.quantity}"
+
+    @property
+    def is_bundle(self) -> bool:
+        return self.delivery == Sku.Delivery.BUNDLE
+
+    @property
+    def is_topup(self) -> bool:
+        return self.delivery == Sku.Delivery.DIRECT_TOPUP
+
+    @property
+    def refundable_amount(self) -> Decimal:
+        return self.amount - self.refunded_amount
+
+
+class OrderEvent(models.Model):
+    """Append-only history of everything that happened to an order."""
+
+    class Kind(models.TextChoices):
+        PLACED = "placed", _("已下单")
+        PAID = "paid", _("已支付")
+        DELIVERED = "delivered", _("已发货")
+        CANCELLED = "cancelled", _("已取消")
+        REOPENED = "reopened", _("取消后到账，重新预留")
+        REFUNDED = "refunded", _("已退款")
+        REVIEW = "review", _("风控审核")
+        FULFILLING = "fulfilling", _("发货中")
+        PARTIALLY_REFUNDED = "partially_refunded", _("部分退款")
+        LINE_DELIVERED = "line_delivered", _("明细已发货")
+        LINE_REFUNDED = "line_refunded", _("明细退款")
+        REFUND_REQUESTED = "refund_requested", _("发起退款")
+        REFUND_FAILED = "refund_failed", _("退款失败")
+        CODE_REVEALED = "code_revealed", _("查看卡密")
+        EMAIL_QUEUED = "email_queued", _("通知邮件已排队")
+        EMAIL_SENT = "email_sent", _("通知邮件已发送")
+
+    order = models.ForeignKey(
+        Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("订单")
+    )
+    kind = models.CharField(max_length=20, choices=Kind, verbose_name=_("类型"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("操作人"),
+    )
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("详情"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("订单事件")
+        verbose_name_plural = _("订单事件")
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.kind}"
