@@ -24,7 +24,11 @@ app.conf.task_queues = tuple(
     Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
     for name in ("celery", "topups")
 )
-app.conf.task_routes = {"fulfillment.tasks.topup_*": {"queue": "topups"}}
+app.conf.task_routes = {
+    "fulfillment.tasks.topup_*": {"queue": "topups"},
+    # Card restocks wait on the same suppliers.
+    "fulfillment.tasks.card_restock_*": {"queue": "topups"},
+}
 
 app.conf.beat_schedule = {
     # every minute: cancel unpaid orders past their payment deadline, release codes
@@ -57,9 +61,16 @@ app.conf.beat_schedule = {
         "task": "fulfillment.tasks.topup_reconcile_task",
         "schedule": crontab(minute="*/5"),
     },
-    # every 5 minutes: ask each enabled supplier for its balance and product list
+    # every minute: ask each enabled supplier for its balance and product list
+    # (top-ups are sellable only while a supplier is known to be up and funded)
     "fulfillment-supplier-refresh": {
         "task": "fulfillment.tasks.supplier_refresh_all_task",
-        "schedule": crontab(minute="*/5"),
+        "schedule": crontab(minute="*"),
+    },
+    # every 2 minutes: buy supplier cards for card SKUs below their low-stock
+    # threshold, and queue the open restocks whose next look is due
+    "fulfillment-card-restock-check": {
+        "task": "fulfillment.tasks.card_restock_check_task",
+        "schedule": crontab(minute="*/2"),
     },
 }

@@ -289,6 +289,13 @@ TOPUP_LEASE_SECONDS = env_int("TOPUP_LEASE_SECONDS", 60)
 TOPUP_PLACEMENT_GRACE_SECONDS = env_int("TOPUP_PLACEMENT_GRACE_SECONDS", 15)
 # A top-up still open this long after payment is flagged for an operator.
 TOPUP_DEADLINE_MINUTES = env_int("TOPUP_DEADLINE_MINUTES", 30)
+# Supplier card restock (自动补货, fulfillment/services/restock.py): codes per
+# purchase (0: twice the SKU's low-stock threshold), its cap, tries before an
+# operator looks, and how long a refusing mapping rests.
+RESTOCK_BATCH_SIZE = env_int("RESTOCK_BATCH_SIZE", 0)
+RESTOCK_MAX_PER_ORDER = env_int("RESTOCK_MAX_PER_ORDER", 50)
+RESTOCK_MAX_TRIES = env_int("RESTOCK_MAX_TRIES", 10)
+RESTOCK_RETRY_MINUTES = env_int("RESTOCK_RETRY_MINUTES", 30)
 
 # --- Security ----------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

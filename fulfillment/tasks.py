@@ -32,3 +32,15 @@ def topup_sweep_task() -> int:
 @shared_task
 def topup_reconcile_task() -> int:
     return services.topup_reconcile()
+
+
+@shared_task
+def card_restock_check_task() -> int:
+    return services.card_restock_check()
+
+
+@shared_task(acks_late=True)
+def card_restock_advance_task(*, restock_id: int) -> str:
+    """One step of a card restock. The service schedules its own next look in
+    next_poll_at, so a redelivered or duplicated message only finds the lease taken."""
+    return services.card_restock_advance(restock_id=restock_id)

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -141,6 +142,44 @@ def card_codes_import(
         rejected_lines=parsed.rejected,
         preview=preview,
     )
+
+
+def card_codes_add(
+    *,
+    sku: Sku,
+    codes: Sequence[str],
+    source: str,
+    cost_price: Decimal | None,
+    expires_at: dt.datetime | None,
+    note: str,
+) -> ImportResult:
+    """Seal codes held in memory (a supplier's cards) into a new batch; no file, no disk.
+
+    The codes take the import's own path (parsing rules, de-duplication, sealing)
+    as in-memory TXT lines. A code that is not one line of printable text is
+    counted as rejected here, rather than split into two lines or failing the
+    whole batch as a malformed file would. Runs inside the caller's transaction
+    when there is one. Raises: CodeImportError, MalformedFileError.
+    """
+    lines = [code for code in codes if code and code.isprintable()]
+    if not lines:
+        raise CodeImportError(_("没有可导入的卡密"))
+    result = card_codes_import(
+        sku=sku,
+        content="\n".join(lines).encode(),
+        file_name="",
+        actor=None,
+        source=source,
+        cost_price=cost_price,
+        expires_at=expires_at,
+        note=note,
+    )
+    split = len(codes) - len(lines)
+    if split and result.batch is not None:
+        result.batch.rejected_count += split
+        result.batch.save(update_fields=["rejected_count"])
+        result.rejected += split
+    return result
 
 
 def _card_codes_insert(*, batch: CodeBatch, sealed: list[vault.Sealed]) -> None:

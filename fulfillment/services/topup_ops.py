@@ -89,6 +89,8 @@ def supplier_callback_handle(
         .first()
     )
     if attempt is None:
+        if _restock_nudge(supplier=supplier, number=payload.customer_order_no):
+            return _finish(callback, CB.APPLIED, accepted=True, status=200)
         return _finish(callback, CB.UNKNOWN_ORDER, accepted=False, status=404)
     if payload.state not in wire.TERMINAL_STATES:
         # A stale "processing" after the fact tells us nothing we act on.
@@ -145,6 +147,26 @@ def supplier_callback_handle(
             topup.status = TopUp.Status.WAITING
         _apply_order(topup, locked, order, now=now)
         return _finish(callback, CB.APPLIED, accepted=True, status=200)
+
+
+def _restock_nudge(*, supplier: Supplier, number: str) -> bool:
+    """A callback for one of our card restocks: look at it now, through its own query.
+
+    The restock engine reads the cards with `order.get` (the callback carries
+    none), so the callback only moves its next look forward. True when it is ours.
+    """
+    from fulfillment.models import CardRestock
+    from fulfillment.services.restock import card_restock_dispatch
+
+    restock = CardRestock.objects.filter(
+        supplier=supplier, customer_order_no=number
+    ).first()
+    if restock is None:
+        return False
+    if restock.status in CardRestock.OPEN_STATUSES:
+        CardRestock.objects.filter(pk=restock.pk).update(next_poll_at=timezone.now())
+        card_restock_dispatch(restock_id=restock.pk)
+    return True
 
 
 def _redacted(body: bytes) -> dict[str, object]:
@@ -204,7 +226,8 @@ def topup_fail_over(*, topup_id: int, actor: User) -> bool:
                 finished_at=timezone.now(),
             )
         _action_event(topup_id, actor, "fail over")
-        _wait(topup, timezone.now(), timezone.now())
+        now = timezone.now()
+        _wait(topup, now, now)  # due at once: dispatched after commit
     return True
 
 

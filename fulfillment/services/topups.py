@@ -22,25 +22,31 @@ import datetime as dt
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.models import (
-    Supplier,
     SupplierAttempt,
     TopUp,
     TopUpEvent,
 )
 from fulfillment.selectors import supplier_products_for_sku
+from fulfillment.services.supplier_calls import (
+    RETRY_SAME_NUMBER,
+    CallResult,
+    backoff,
+    lease,
+    notify_url,
+    placement_grace,
+)
 from fulfillment.suppliers import protocol as wire
 from fulfillment.suppliers import supplier_client
 from fulfillment.suppliers.base import Exchange, SupplierError, SupplierOrder
@@ -61,10 +67,6 @@ REASON_BAD_ACCOUNT = _(
 REASON_NO_SUPPLIER = _("充值渠道暂时无法完成这笔充值；款项已原路退回。")
 REASON_OPERATOR = _("客服已为您取消这笔充值并退款。")
 
-# Rejections that change nothing at the supplier and pass with a retry under the
-# same number (a fresh timestamp and nonce come with every request).
-_RETRY_SAME_NUMBER = {wire.TIMESTAMP_OUT_OF_WINDOW, wire.NONCE_REUSED}
-
 
 @dataclass
 class Plan:
@@ -74,25 +76,6 @@ class Plan:
     lease_until: dt.datetime
     action: Action
     attempt_id: int | None = None
-
-
-@dataclass
-class CallResult:
-    order: SupplierOrder | None = None
-    error: SupplierError | None = None
-    not_found: bool = False
-    exchanges: list[Exchange] = field(default_factory=list)
-
-
-def _lease() -> dt.timedelta:
-    return dt.timedelta(seconds=settings.TOPUP_LEASE_SECONDS)
-
-
-def _backoff(n: int, *, base: float, cap: float) -> dt.timedelta:
-    """Exponential backoff with up to 50 % jitter, so retries do not march in step."""
-    delay = min(cap, base * (2 ** max(n, 0)))
-    jitter = delay * secrets.randbelow(500) / 1000
-    return dt.timedelta(seconds=delay + jitter)
 
 
 def topups_start_for_lines(
@@ -118,7 +101,7 @@ def topups_start_for_lines(
             recharge_account=line.recharge_account,
             quantity=line.quantity,
             # If the task is lost (broker down), the sweep starts it a lease later.
-            next_poll_at=now + _lease(),
+            next_poll_at=now + lease(),
             deadline_at=deadline,
         )
         for line in wanted
@@ -157,7 +140,7 @@ def topup_advance(*, topup_id: int, now: dt.datetime | None = None) -> str:
 
 
 def _claim(*, topup_id: int, now: dt.datetime) -> Plan | None:
-    lease_until = now + _lease()
+    lease_until = now + lease()
     with transaction.atomic():
         claimed = (
             TopUp.objects.filter(
@@ -193,8 +176,7 @@ def _claim(*, topup_id: int, now: dt.datetime) -> Plan | None:
                 status=AS.UNKNOWN,
                 placements=F("placements") + 1,
                 placement_deadline=attempt.placement_deadline
-                or now
-                + dt.timedelta(seconds=settings.TOPUP_PLACEMENT_GRACE_SECONDS),
+                or now + placement_grace(),
             )
         else:
             SupplierAttempt.objects.filter(pk=attempt.pk).update(
@@ -223,13 +205,6 @@ def _attempt_next(*, topup: TopUp, now: dt.datetime) -> SupplierAttempt | None:
     )
 
 
-def _notify_url(supplier: Supplier) -> str:
-    base = settings.SUPPLIER_CALLBACK_BASE_URL or settings.SITE_URL
-    return base.rstrip("/") + reverse(
-        "fulfillment:supplier-callback", args=[supplier.name]
-    )
-
-
 def _call(plan: Plan) -> CallResult:
     """Talk to the supplier. No transaction is open here."""
     assert plan.attempt_id is not None  # noqa: S101 (place and query name an attempt)
@@ -245,7 +220,7 @@ def _call(plan: Plan) -> CallResult:
                 customer_order_no=attempt.customer_order_no,
                 charge_account=attempt.topup.recharge_account,
                 buy_num=attempt.topup.quantity,
-                notify_url=_notify_url(attempt.supplier),
+                notify_url=notify_url(attempt.supplier),
                 max_price=attempt.unit_cost,
             )
         else:
@@ -306,7 +281,7 @@ def _record(plan: Plan, result: CallResult, *, now: dt.datetime) -> str:
         if result.not_found:
             return _apply_not_found(topup, attempt, now=now)
         assert result.error is not None  # noqa: S101 (one of the three is always set)
-        return _apply_error(topup, attempt, result.error, now=now)
+        return _apply_error(topup, attempt, result.error, action=plan.action, now=now)
 
 
 def _wait(topup: TopUp, now: dt.datetime, when: dt.datetime) -> None:
@@ -349,7 +324,7 @@ def _apply_order(
         _wait(topup, now, now)  # fail over at once, under a new number
         return "failed_over"
     _attempt_update(attempt, status=AS.PLACED, **common)
-    _wait(topup, now, now + _backoff(attempt.queries, base=3, cap=300))
+    _wait(topup, now, now + backoff(attempt.queries, base=3, cap=300))
     return "waiting"
 
 
@@ -362,28 +337,55 @@ def _apply_not_found(
         _attempt_update(attempt, status=AS.NEW, placement_deadline=None)
         _wait(topup, now, now)
         return "place_again"
-    _wait(topup, now, now + _backoff(attempt.queries, base=2, cap=30))
+    _wait(topup, now, now + backoff(attempt.queries, base=2, cap=30))
     return "waiting"
 
 
 def _apply_error(
-    topup: TopUp, attempt: SupplierAttempt, error: SupplierError, *, now: dt.datetime
+    topup: TopUp,
+    attempt: SupplierAttempt,
+    error: SupplierError,
+    *,
+    action: Action,
+    now: dt.datetime,
 ) -> str:
-    text = f"{error.code or ''} {error.message}".strip()[:200]
+    # The adapter's message already names the supplier's code (kept in error_code too).
+    text = error.message[:200]
+    if action == "query":
+        # A query that failed, was rate limited or was refused (1004 app disabled,
+        # 1001...) says nothing about the order, which may exist: the attempt
+        # keeps its state (placed or unknown) and we ask again under the same
+        # number. Only a refused *placement* proves that no order exists;
+        # treating this one as such would fail over and buy the top-up twice.
+        if error.outcome == "rejected" and error.code not in RETRY_SAME_NUMBER:
+            logger.warning("supplier refused a query for top-up %s: %s", topup.pk, text)
+        _attempt_update(attempt, last_error=text, error_code=error.code)
+        later = now + dt.timedelta(seconds=error.retry_after or 0)
+        _wait(topup, now, max(later, now + backoff(attempt.queries, base=1, cap=120)))
+        return "unknown" if error.outcome == "unknown" else "retry_later"
     if error.outcome == "unknown":
         # Placed or not, we cannot tell: query under the same number, with backoff.
         _attempt_update(
             attempt, status=AS.UNKNOWN, last_error=text, error_code=error.code
         )
-        _wait(topup, now, now + _backoff(attempt.queries, base=1, cap=120))
+        _wait(topup, now, now + backoff(attempt.queries, base=1, cap=120))
         return "unknown"
-    if error.outcome == "retry_later" or error.code in _RETRY_SAME_NUMBER:
+    if error.outcome == "retry_later" or error.code in RETRY_SAME_NUMBER:
         later = now + dt.timedelta(seconds=error.retry_after or 0)
-        retry = max(later, now + _backoff(attempt.placements, base=1, cap=60))
-        # Nothing was created: the number goes back to "never sent".
+        retry = max(later, now + backoff(attempt.placements, base=1, cap=60))
+        # This placement created nothing: the number goes back to "never sent".
         _attempt_update(attempt, status=AS.NEW, last_error=text, error_code=error.code)
         _wait(topup, now, retry)
         return "retry_later"
+    if error.code == wire.ORDER_NO_REUSED:
+        # 3002: the number exists at the supplier with another biz (the notify
+        # URL changed between two placements of this attempt, say). That order
+        # may be paid for and may succeed: query it; never fail over or refund.
+        _attempt_update(
+            attempt, status=AS.UNKNOWN, last_error=text, error_code=error.code
+        )
+        _wait(topup, now, now + backoff(attempt.queries, base=1, cap=120))
+        return "unknown"
     # A definitive refusal: no order exists under this number.
     _attempt_update(
         attempt,
@@ -438,15 +440,24 @@ def _topup_fail(topup: TopUp, *, now: dt.datetime, reason: str, code: str) -> No
 
 
 def topup_sweep(*, now: dt.datetime | None = None, limit: int = 200) -> int:
-    """Queue every open top-up that is due (beat, every few seconds). Returns how many."""
+    """Queue every open top-up that is due (beat, every few seconds). Returns how many.
+
+    A queued top-up's next look moves one lease ahead, so a backed-up queue does
+    not fill with copies of it on every tick (each copy would take a step at once,
+    ignoring backoff and Retry-After); if its message is lost, the next sweep
+    after that lease queues it again.
+    """
     now = now or timezone.now()
-    ids = list(
+    due = (
         TopUp.objects.filter(
             status__in=[TS.PENDING, TS.WAITING, TS.WORKING], next_poll_at__lte=now
         )
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .order_by("next_poll_at")
-        .values_list("id", flat=True)[:limit]
+    )
+    ids = list(due.values_list("id", flat=True)[:limit])
+    TopUp.objects.filter(pk__in=ids, next_poll_at__lte=now).update(
+        next_poll_at=now + lease()
     )
     for topup_id in ids:
         topup_dispatch(topup_id=topup_id)

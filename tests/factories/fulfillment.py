@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from decimal import Decimal
 from typing import Any
 
+from django.utils import timezone
+
 from catalog.models import Sku
-from fulfillment.models import CardCode, Supplier, SupplierProduct
+from fulfillment.models import (
+    CardCode,
+    Supplier,
+    SupplierAttempt,
+    SupplierProduct,
+    TopUp,
+    TopUpEvent,
+)
 from fulfillment.services import (
     ImportResult,
     card_codes_import,
@@ -86,3 +96,111 @@ def mapping_make(
         priority=priority,
         enabled=enabled,
     )
+
+
+# --- Top-ups as rows (admin and health tests) -----------------------------------
+# The engine makes these from a paid order (tests/fulfillment/topups/conftest.py);
+# pages and reads only need the rows, in whatever state the test names.
+
+
+def topup_make(
+    sku: Sku,
+    *,
+    user: Any = None,
+    account: str = "123456789",
+    status: str = "waiting",
+    amount: Decimal | str = "28.00",
+    age: dt.timedelta = dt.timedelta(0),
+    deadline_in: dt.timedelta = dt.timedelta(minutes=30),
+    **fields: Any,
+) -> TopUp:
+    """A paid order with one top-up line and its TopUp, created `age` ago."""
+    from orders.models import Order, OrderLine
+    from tests.factories.accounts import UserFactory
+
+    user = user or UserFactory()
+    created = timezone.now() - age
+    total = Decimal(amount)
+    order = Order.objects.create(
+        user=user,
+        email=user.email,
+        status=Order.Status.FULFILLING,
+        total_amount=total,
+        paid_amount=total,
+        expires_at=created + dt.timedelta(minutes=15),
+        paid_at=created,
+    )
+    line = OrderLine.objects.create(
+        order=order,
+        sku=sku,
+        delivery=Sku.Delivery.DIRECT_TOPUP,
+        product_name=sku.product.name,
+        sku_name=sku.name,
+        recharge_account=account,
+        quantity=1,
+        unit_price=total,
+        amount=total,
+        status=OrderLine.Status.DELIVERING,
+    )
+    topup = TopUp.objects.create(
+        order_line=line,
+        sku=sku,
+        recharge_account=account,
+        quantity=1,
+        status=status,
+        deadline_at=created + deadline_in,
+        **fields,
+    )
+    TopUp.objects.filter(pk=topup.pk).update(created_at=created)
+    topup.created_at = created
+    return topup
+
+
+def attempt_make(
+    topup: TopUp,
+    mapping: SupplierProduct,
+    *,
+    status: str = "placed",
+    number: str | None = None,
+    **fields: Any,
+) -> SupplierAttempt:
+    return SupplierAttempt.objects.create(
+        topup=topup,
+        supplier=mapping.supplier,
+        supplier_product=mapping,
+        customer_order_no=number or f"KQT{topup.pk}-{secrets.token_hex(4)}",
+        product_id=mapping.product_id,
+        unit_cost=mapping.cost,
+        status=status,
+        **fields,
+    )
+
+
+def request_event_make(
+    topup: TopUp,
+    supplier: Supplier,
+    *,
+    latency_ms: int | None = 100,
+    ok: bool = True,
+    ago: dt.timedelta = dt.timedelta(0),
+    attempt: SupplierAttempt | None = None,
+    method: str = "order.direct.add",
+    **fields: Any,
+) -> TopUpEvent:
+    """One request on a top-up's timeline, made `ago` before now."""
+    event = TopUpEvent.objects.create(
+        topup=topup,
+        attempt=attempt,
+        supplier=supplier,
+        kind=TopUpEvent.Kind.REQUEST,
+        method=method,
+        latency_ms=latency_ms,
+        ok=ok,
+        http_status=fields.pop("http_status", 200),
+        **fields,
+    )
+    if ago:
+        at = timezone.now() - ago
+        TopUpEvent.objects.filter(pk=event.pk).update(created_at=at)
+        event.created_at = at
+    return event
