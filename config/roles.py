@@ -2,6 +2,10 @@
 
 Revealing or exporting a plaintext code is a separate permission, held by the
 "Code custodians" group, so it can be granted to few people and audited.
+
+The top-up and refund admins are read-only whoever asks; there `change_topup`
+means "may retry, fail over or refund a top-up" and `change_refund` "may send a
+failed refund again" (the admin actions check them; no field is ever editable).
 """
 
 from __future__ import annotations
@@ -41,6 +45,13 @@ OPERATOR_PERMISSIONS = {
         "view_supplierproduct",
         "add_supplierproduct",
         "change_supplierproduct",
+        "view_topup",
+        "change_topup",
+        "view_supplierattempt",
+        "view_topupevent",
+        "view_suppliercallback",
+        "view_cardrestock",
+        "change_cardrestock",
     ],
     "orders": [
         "view_order",
@@ -49,6 +60,7 @@ OPERATOR_PERMISSIONS = {
         "view_payment",
         "view_paymentnotify",
         "view_refund",
+        "change_refund",
         "view_orderemail",
     ],
 }

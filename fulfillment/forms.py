@@ -1,4 +1,4 @@
-"""Forms of the operator admin's code import (upload, then confirm the preview)."""
+"""Operator forms: the code import (upload, then confirm the preview) and the SKU form."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
 from fulfillment import codefile
+from fulfillment.selectors import card_code_exists_for_sku
 from fulfillment.services import code_expiry_for_date
 
 ERR_EXPIRES_IN_PAST = _("最后有效日期不能早于今天")
@@ -95,3 +96,23 @@ class CodeImportConfirmForm(forms.Form):
 def expires_at_from_date(day: dt.date | None) -> dt.datetime | None:
     """The batch expiry for an optional date field (the rule of `import_codes --expires`)."""
     return code_expiry_for_date(day) if day is not None else None
+
+
+ERR_DELIVERY_LOCKED = _("该 SKU 已有卡密入库，不能再更改发货方式；请新建一个 SKU")
+
+
+class SkuAdminForm(forms.ModelForm):
+    class Meta:
+        model = Sku
+        fields = "__all__"  # noqa: DJ007 (the admin's fieldsets choose what is shown)
+
+    def clean_delivery(self) -> str:
+        delivery: str = self.cleaned_data["delivery"]
+        # Codes in the vault (available, sold or void) belong to a card-code SKU for good.
+        if (
+            self.instance.pk
+            and delivery != self.instance.delivery
+            and card_code_exists_for_sku(sku_id=self.instance.pk)
+        ):
+            raise forms.ValidationError(ERR_DELIVERY_LOCKED)
+        return delivery

@@ -10,13 +10,20 @@ Supplier reads (fail-over order, top-up capacity) are at the end.
 from __future__ import annotations
 
 import datetime as dt
+import math
+from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
+    Aggregate,
     Case,
     Count,
     F,
+    FloatField,
     IntegerField,
     OuterRef,
     Q,
@@ -28,7 +35,15 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from fulfillment.models import CardCode, CodeBatch, SupplierProduct
+from fulfillment.models import (
+    CardCode,
+    CodeBatch,
+    Supplier,
+    SupplierAttempt,
+    SupplierProduct,
+    TopUp,
+    TopUpEvent,
+)
 
 
 def sellable_q(*, now: dt.datetime, prefix: str = "") -> Q:
@@ -165,3 +180,185 @@ def topup_capacity_by_sku(*, sku_ids: Iterable[int]) -> dict[int, bool]:
     capacity = dict.fromkeys(ids, False)
     capacity.update(dict.fromkeys(able, True))
     return capacity
+
+
+# --- Top-ups in the admin ---------------------------------------------------------
+
+TOPUP_OPEN_STATUSES = (TopUp.Status.PENDING, TopUp.Status.WORKING, TopUp.Status.WAITING)
+TIMELINE_MAX_EVENTS = 300
+
+
+def topup_list_for_admin() -> QuerySet[TopUp]:
+    """Top-ups with their order, SKU, attempt count and current supplier annotated.
+
+    Correlated subqueries rather than a JOIN + GROUP BY: a page costs one query
+    whatever the filters (the supplier filter and the search also go through
+    attempts, and a join there would multiply the count).
+    """
+    attempts = SupplierAttempt.objects.filter(topup=OuterRef("pk")).order_by()
+    counted = attempts.values("topup").annotate(n=Count("id")).values("n")
+    return TopUp.objects.select_related("order_line__order", "sku").annotate(
+        attempt_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
+        current_supplier_name=Subquery(
+            attempts.order_by("-id").values("supplier__name")[:1]
+        ),
+    )
+
+
+def topup_needs_human_q(*, now: dt.datetime) -> Q:
+    """Flagged for a human, or still open past its deadline (the reconcile beat may
+    not have flagged it yet): what an operator must look at."""
+    return Q(needs_attention=True) | Q(
+        status__in=TOPUP_OPEN_STATUSES, deadline_at__lte=now
+    )
+
+
+def topup_attempt_list(*, topup_id: int) -> list[SupplierAttempt]:
+    """A top-up's supplier attempts in the order they were made."""
+    return list(
+        SupplierAttempt.objects.filter(topup_id=topup_id)
+        .select_related("supplier", "supplier_product")
+        .order_by("id")
+    )
+
+
+def topup_timeline(
+    *, topup_id: int, limit: int = TIMELINE_MAX_EVENTS
+) -> list[TopUpEvent]:
+    """The latest `limit` events of a top-up, oldest first.
+
+    Bounded: a top-up polled for a day with backoff has hundreds of queries, and
+    the page only needs the recent ones (the first event is always `created`).
+    """
+    latest = list(
+        TopUpEvent.objects.filter(topup_id=topup_id)
+        .select_related("supplier", "attempt")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    latest.reverse()
+    return latest
+
+
+# --- Supplier health ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SupplierHealth:
+    """One supplier's requests since a moment: volume, success, latency, last error."""
+
+    supplier_id: int
+    requests: int
+    succeeded: int
+    p50_ms: float | None
+    p95_ms: float | None
+    last_error: str
+    last_error_at: dt.datetime | None
+
+    @property
+    def success_rate(self) -> float | None:
+        """Successful share of the requests (0..1), None without requests."""
+        return self.succeeded / self.requests if self.requests else None
+
+
+class _PercentileCont(Aggregate):
+    """PostgreSQL's percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, *, fraction: float) -> None:
+        # A float we pass ourselves, never input: safe to interpolate.
+        super().__init__(expression, fraction=float(fraction))
+
+
+def _percentile_cont(ordered: list[int], fraction: float) -> float | None:
+    """percentile_cont in Python: linear interpolation between the nearest ranks."""
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    low = math.floor(position)
+    high = math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _percentiles_in_db() -> bool:
+    """PostgreSQL computes the percentiles itself; elsewhere (SQLite, the demo) Python does."""
+    return connection.vendor == "postgresql"
+
+
+def _event_error_text(event: TopUpEvent) -> str:
+    if event.note:
+        return event.note
+    reply = event.response if isinstance(event.response, dict) else {}
+    if reply.get("code") not in (None, 0):
+        return f"{reply.get('code')} {reply.get('message') or ''}".strip()[:200]
+    return f"HTTP {event.http_status}" if event.http_status else "no reply"
+
+
+def supplier_health(*, since: dt.datetime) -> dict[int, SupplierHealth]:
+    """Every supplier's top-up requests since `since`: count, success rate, p50/p95
+    latency and last error. Suppliers without requests get zeros.
+
+    Three queries whatever the number of suppliers: the supplier ids with their
+    last failed request, the counts with percentile_cont, the last errors' rows.
+    Without PostgreSQL (the SQLite demo) a fourth reads the window's latencies and
+    Python interpolates the same way. Served by the (supplier, created_at) index.
+    """
+    requests = TopUpEvent.objects.filter(
+        kind=TopUpEvent.Kind.REQUEST, created_at__gte=since, supplier__isnull=False
+    ).order_by()
+    last_failed = (
+        requests.filter(supplier=OuterRef("pk"), ok=False)
+        .order_by("-created_at", "-id")
+        .values("id")[:1]
+    )
+    last_failed_by_supplier: dict[int, int | None] = dict(
+        Supplier.objects.order_by()
+        .annotate(last_failed_id=Subquery(last_failed))
+        .values_list("id", "last_failed_id")
+    )
+
+    aggregates: dict[str, Any] = {
+        "n": Count("id"),
+        "ok_n": Count("id", filter=Q(ok=True)),
+    }
+    in_db = _percentiles_in_db()
+    if in_db:
+        aggregates["p50"] = _PercentileCont("latency_ms", fraction=0.5)
+        aggregates["p95"] = _PercentileCont("latency_ms", fraction=0.95)
+    rows = {
+        row["supplier_id"]: row
+        for row in requests.values("supplier_id").annotate(**aggregates)
+    }
+    if not in_db:
+        latencies: dict[int, list[int]] = defaultdict(list)
+        for supplier_id, latency in requests.values_list("supplier_id", "latency_ms"):
+            if supplier_id is not None and latency is not None:
+                latencies[supplier_id].append(latency)
+        for supplier_id, values in latencies.items():
+            values.sort()
+            rows[supplier_id]["p50"] = _percentile_cont(values, 0.5)
+            rows[supplier_id]["p95"] = _percentile_cont(values, 0.95)
+
+    failed_ids = [i for i in last_failed_by_supplier.values() if i is not None]
+    failures = {
+        event.supplier_id: event
+        for event in (
+            TopUpEvent.objects.filter(pk__in=failed_ids) if failed_ids else []
+        )
+    }
+    health: dict[int, SupplierHealth] = {}
+    for supplier_id in last_failed_by_supplier:
+        row = rows.get(supplier_id, {})
+        failure = failures.get(supplier_id)
+        health[supplier_id] = SupplierHealth(
+            supplier_id=supplier_id,
+            requests=row.get("n", 0),
+            succeeded=row.get("ok_n", 0),
+            p50_ms=row.get("p50"),
+            p95_ms=row.get("p95"),
+            last_error=_event_error_text(failure) if failure else "",
+            last_error_at=failure.created_at if failure else None,
+        )
+    return health

@@ -2,6 +2,9 @@
 
 The operator runs imports and sees masked codes; the custodian may also reveal and
 export plaintext. Batch and code tests alike check what each of them may and may not do.
+
+The top-up admin tests use the engine's top-up shop on the simulator (a QQ top-up SKU
+mapped to it), so its pages show what the engine really records.
 """
 
 from __future__ import annotations
@@ -10,6 +13,11 @@ import pytest
 
 from tests.factories.accounts import UserFactory
 from tests.factories.catalog import SkuFactory
+from tests.fulfillment.topups.conftest import (
+    _fresh_json_clients,  # noqa: F401 (autouse: HTTP clients closed after each test)
+    sim_supplier,  # noqa: F401
+    topup_sku,  # noqa: F401
+)
 
 
 @pytest.fixture
