@@ -51,11 +51,21 @@ def sku_availability(
 
     Raises nothing: a SKU of an unknown kind is sold out.
     """
+    return _availability_and_parts(skus=skus, now=now)[0]
+
+
+def _availability_and_parts(
+    *, skus: list[Sku], now: dt.datetime | None
+) -> tuple[dict[int, Availability], list[BundleItem]]:
     now = now or timezone.now()
     bundles = [s.id for s in skus if s.delivery == Sku.Delivery.BUNDLE]
+    # Components come with their product and platform: the product page lists a
+    # bundle's parts from these very rows rather than asking again.
     items = (
         list(
-            BundleItem.objects.filter(bundle_id__in=bundles).select_related("component")
+            BundleItem.objects.filter(bundle_id__in=bundles)
+            .select_related("component__product__platform")
+            .order_by("id")
         )
         if bundles
         else []
@@ -92,7 +102,7 @@ def sku_availability(
         result[sku.id] = _bundle(
             sku, [(single(i.component), i.quantity) for i in parts]
         )
-    return result
+    return result, items
 
 
 def _bundle(sku: Sku, parts: list[tuple[Availability, int]]) -> Availability:
@@ -113,6 +123,8 @@ class SkuOffer:
 
     sku: Sku
     availability: Availability
+    # A bundle's parts (component, product and platform loaded); empty otherwise.
+    parts: tuple[BundleItem, ...] = ()
 
     @property
     def can_buy(self) -> bool:
@@ -128,6 +140,13 @@ class SkuOffer:
 
 
 def sku_offers(*, skus: list[Sku], now: dt.datetime | None = None) -> list[SkuOffer]:
-    """Each SKU with its availability, in the order given."""
-    found = sku_availability(skus=skus, now=now)
-    return [SkuOffer(sku=s, availability=found[s.id]) for s in skus]
+    """Each SKU with its availability (and a bundle's parts), in the order given."""
+    found, items = _availability_and_parts(skus=skus, now=now)
+    return [
+        SkuOffer(
+            sku=s,
+            availability=found[s.id],
+            parts=tuple(i for i in items if i.bundle_id == s.id),
+        )
+        for s in skus
+    ]

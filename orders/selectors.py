@@ -6,30 +6,42 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
+from catalog.models import Sku
 from catalog.selectors import sku_get_on_sale
 from fulfillment.availability import SkuOffer, sku_offers
-from fulfillment.models import CardCode
+from fulfillment.models import CardCode, SupplierAttempt, TopUp
 from orders.models import Order, OrderLine, SandboxTrade
 
 
 def order_get_for_user(*, number: str, user_id: int) -> Order | None:
-    return (
-        Order.objects.filter(number=number, user_id=user_id)
-        .prefetch_related(
-            Prefetch(
-                "lines",
-                queryset=OrderLine.objects.prefetch_related(
-                    Prefetch(
-                        "codes",
-                        queryset=CardCode.objects.filter(status=CardCode.Status.SOLD)
-                        .only("id", "hint", "order_line_id", "status")
-                        .order_by("id"),
-                    )
-                ),
+    """The shopper's order with its lines, their sold codes and top-ups (3 queries).
+
+    A top-up line comes with its TopUp (a LEFT JOIN, no query of its own) and
+    `topup_placed`: whether some attempt has gone out to a supplier yet.
+    """
+    lines = (
+        OrderLine.objects.select_related("topup")
+        .annotate(
+            topup_placed=Exists(
+                SupplierAttempt.objects.filter(
+                    topup__order_line=OuterRef("pk"), placements__gt=0
+                )
             )
         )
+        .prefetch_related(
+            Prefetch(
+                "codes",
+                queryset=CardCode.objects.filter(status=CardCode.Status.SOLD)
+                .only("id", "hint", "order_line_id", "status")
+                .order_by("id"),
+            )
+        )
+    )
+    return (
+        Order.objects.filter(number=number, user_id=user_id)
+        .prefetch_related(Prefetch("lines", queryset=lines))
         .first()
     )
 
@@ -50,20 +62,90 @@ def order_list_for_user(*, user_id: int) -> QuerySet[Order]:
     )
 
 
+class Progress:
+    """Where a deliverable line stands, in the shopper's words (the order page's badge)."""
+
+    UNPAID = "unpaid"  # 待支付
+    WAITING = "waiting"  # 待发货: paid, not started (a review holds it)
+    DELIVERING = "delivering"  # 发货中: codes on their way
+    DELIVERED = "delivered"  # 已发货: codes to reveal
+    SUBMITTED = "submitted"  # 已提交: a top-up not yet with a supplier
+    TOPPING_UP = "topping_up"  # 充值中: a supplier has (or is being sent) the order
+    CREDITED = "credited"  # 已到账
+    REFUNDED = "refunded"  # 已退款, with the reason and amount
+    CANCELLED = "cancelled"  # 已取消
+
+
+# Progress the shopper is still waiting on (the page polls itself meanwhile).
+_IN_FLIGHT = {
+    Progress.WAITING,
+    Progress.DELIVERING,
+    Progress.SUBMITTED,
+    Progress.TOPPING_UP,
+}
+
+
+def _topup_of(line: OrderLine) -> TopUp | None:
+    # Loaded by select_related; a line without one raises an AttributeError subclass.
+    return getattr(line, "topup", None)
+
+
+def line_progress(*, line: OrderLine, order: Order) -> str:
+    """The shopper-facing progress of a deliverable line (no query: see order_get_for_user)."""
+    LS = OrderLine.Status
+    if line.status == LS.CANCELLED:
+        return Progress.CANCELLED
+    if line.status == LS.REFUNDED:
+        return Progress.REFUNDED
+    is_topup = line.delivery == Sku.Delivery.DIRECT_TOPUP
+    if line.status == LS.DELIVERED:
+        return Progress.CREDITED if is_topup else Progress.DELIVERED
+    if line.status == LS.RESERVED:
+        if order.status == Order.Status.PENDING:
+            return Progress.UNPAID
+        if order.status == Order.Status.CANCELLED:
+            return Progress.CANCELLED
+        return Progress.WAITING
+    if not is_topup:
+        return Progress.DELIVERING
+    topup = _topup_of(line)
+    if topup is None or topup.status == TopUp.Status.PENDING:
+        return Progress.SUBMITTED
+    if topup.status == TopUp.Status.SUCCEEDED:
+        return Progress.CREDITED
+    if topup.status == TopUp.Status.FAILED:
+        # The refund is being written in the same transaction that ends the line.
+        return Progress.TOPPING_UP
+    return (
+        Progress.TOPPING_UP
+        if getattr(line, "topup_placed", False)
+        else Progress.SUBMITTED
+    )
+
+
+@dataclass(frozen=True)
+class LeafView:
+    """A line that gets delivered (codes or a top-up), with its progress."""
+
+    line: OrderLine
+    progress: str
+
+    @property
+    def in_flight(self) -> bool:
+        return self.progress in _IN_FLIGHT
+
+
 @dataclass(frozen=True)
 class LineView:
     """A line as the order page shows it: a bundle with its parts, or a line alone."""
 
     line: OrderLine
-    parts: list[OrderLine]
+    leaves: list[LeafView]
 
     @property
-    def leaves(self) -> list[OrderLine]:
-        return self.parts or [self.line]
-
-
-# Line states the shopper is still waiting on while the order is paid.
-_IN_FLIGHT = {OrderLine.Status.RESERVED, OrderLine.Status.DELIVERING}
+    def parts(self) -> list[LeafView]:
+        """A bundle's parts; empty for a line delivered alone."""
+        return self.leaves if self.line.is_bundle else []
 
 
 def order_page_context(*, order: Order) -> dict[str, Any]:
@@ -76,11 +158,21 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
             .first()
         )
     lines = list(order.lines.all())
-    views = [
-        LineView(line=line, parts=[p for p in lines if p.parent_id == line.id])
-        for line in lines
-        if line.parent_id is None
-    ]
+    views = []
+    for line in lines:
+        if line.parent_id is not None:
+            continue
+        leaves = [p for p in lines if p.parent_id == line.id] if line.is_bundle else []
+        views.append(
+            LineView(
+                line=line,
+                leaves=[
+                    LeafView(line=leaf, progress=line_progress(line=leaf, order=order))
+                    for leaf in leaves or [line]
+                ],
+            )
+        )
+    all_leaves = [leaf for view in views for leaf in view.leaves]
     awaiting_notify = trade is not None and trade.status == SandboxTrade.Status.PAID
     paid = order.status in (Order.Status.PAID, Order.Status.FULFILLING)
     return {
@@ -89,9 +181,12 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
         "awaiting_notify": awaiting_notify,
         # The page polls itself while something is still on its way.
         "in_flight": awaiting_notify
-        or (
-            paid
-            and any(leaf.status in _IN_FLIGHT for view in views for leaf in view.leaves)
+        or (paid and any(leaf.in_flight for leaf in all_leaves)),
+        "has_codes": any(
+            leaf.line.delivery == Sku.Delivery.CARD_CODE for leaf in all_leaves
+        ),
+        "has_topups": any(
+            leaf.line.delivery == Sku.Delivery.DIRECT_TOPUP for leaf in all_leaves
         ),
         "revealed": {},
     }

@@ -10,6 +10,14 @@
 (function () {
   "use strict";
 
+  // The live order region as served, before this script changes anything in it.
+  var liveRegions = Array.prototype.map.call(
+    document.querySelectorAll("[data-order-live]"),
+    function (region) {
+      return { region: region, markup: serverMarkup(region) };
+    }
+  );
+
   /* ---- Double-submit guard ------------------------------------------------------ */
 
   function lockForm(form, submitter) {
@@ -299,6 +307,88 @@
 
   var POLL_MS = 2500;
   var POLL_LIMIT = 240; // ten minutes; after that a manual reload is fine
+  var FOCUSABLE = "a[href], button, summary, input:not([type=hidden]), [tabindex]";
+  var served = new WeakMap(); // region → its server markup
+
+  // The region as the server rendered it, minus what changes on every render (the
+  // CSRF tokens of the reveal forms): two polls that say the same compare equal.
+  function serverMarkup(region) {
+    var copy = region.cloneNode(true);
+    copy.querySelectorAll("input[name=csrfmiddlewaretoken]").forEach(function (el) {
+      el.removeAttribute("value");
+    });
+    return copy.outerHTML;
+  }
+
+  // Codes revealed on this page stay revealed in the fresh copy (no second reveal,
+  // no second audit row).
+  function carryRevealed(from, to) {
+    from.querySelectorAll("[data-code-row][data-code-id]").forEach(function (row) {
+      var value = row.querySelector("[data-code-value].is-revealed");
+      if (!value) {
+        return;
+      }
+      var id = row.getAttribute("data-code-id");
+      var target = to.querySelector('[data-code-row][data-code-id="' + id + '"]');
+      var targetValue = target && target.querySelector("[data-code-value]");
+      if (!targetValue) {
+        return;
+      }
+      targetValue.textContent = value.textContent;
+      targetValue.classList.add("is-revealed");
+      var form = target.querySelector("[data-reveal-form]");
+      if (form) {
+        form.remove();
+      }
+      showCopy(target);
+    });
+  }
+
+  function progressStates(region) {
+    var states = {};
+    region.querySelectorAll("[data-line-progress]").forEach(function (el) {
+      var badge = el.querySelector(".line-status");
+      states[el.getAttribute("data-line-progress")] = {
+        name: el.getAttribute("data-line-name") || "",
+        state: badge ? badge.textContent.trim() : "",
+      };
+    });
+    return states;
+  }
+
+  // Screen readers hear what changed; the swapped region itself is new DOM that
+  // assistive technology would not announce.
+  function announceChanges(before, after) {
+    var box = document.querySelector("[data-order-announce]");
+    if (!box) {
+      return;
+    }
+    var changed = [];
+    Object.keys(after).forEach(function (id) {
+      if (!before[id] || before[id].state !== after[id].state) {
+        changed.push((after[id].name ? after[id].name + " " : "") + after[id].state);
+      }
+    });
+    if (changed.length) {
+      box.textContent = changed.join(" · ");
+    }
+  }
+
+  function swapRegion(region, fresh) {
+    var focusables = Array.prototype.slice.call(region.querySelectorAll(FOCUSABLE));
+    var focused = focusables.indexOf(document.activeElement);
+    var before = progressStates(region);
+    carryRevealed(region, fresh);
+    region.replaceWith(fresh);
+    if (focused !== -1) {
+      // Keep the keyboard user's place: the same control in the fresh copy.
+      var again = fresh.querySelectorAll(FOCUSABLE)[focused];
+      if (again) {
+        again.focus({ preventScroll: true });
+      }
+    }
+    announceChanges(before, progressStates(fresh));
+  }
 
   function pollOrder(region, remaining) {
     var url = region.getAttribute("data-poll");
@@ -306,8 +396,9 @@
       return;
     }
     window.setTimeout(function () {
-      if (document.hidden) {
-        pollOrder(region, remaining); // no traffic from a background tab
+      if (document.hidden || region.querySelector("form[data-submitted]")) {
+        // No traffic from a background tab; never swap under a reveal in progress.
+        pollOrder(region, remaining);
         return;
       }
       fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
@@ -319,9 +410,17 @@
             .parseFromString(html, "text/html")
             .querySelector("[data-order-live]");
           if (!fresh) {
+            pollOrder(region, remaining - 1);
             return;
           }
-          region.replaceWith(fresh);
+          var markup = serverMarkup(fresh);
+          if (markup === served.get(region)) {
+            pollOrder(region, remaining - 1); // nothing changed: leave the page alone
+            return;
+          }
+          fresh = document.importNode(fresh, true);
+          served.set(fresh, markup);
+          swapRegion(region, fresh);
           pollOrder(fresh, remaining - 1);
         })
         .catch(function () {
@@ -330,7 +429,10 @@
     }, POLL_MS);
   }
 
-  document.querySelectorAll("[data-order-live][data-poll]").forEach(function (region) {
-    pollOrder(region, POLL_LIMIT);
+  liveRegions.forEach(function (entry) {
+    served.set(entry.region, entry.markup);
+    if (entry.region.hasAttribute("data-poll")) {
+      pollOrder(entry.region, POLL_LIMIT);
+    }
   });
 })();

@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings as django_settings
-from django.db import connections
 
 from fulfillment.models import CodeAccessLog
 from orders.models import Order
+from tests.e2e.conftest import SHOTS
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-SHOTS = Path(django_settings.BASE_DIR) / "artifacts" / "e2e"
 CODES = ["TXE2ECODE00001", "TXE2ECODE00002"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test
-    # makes between browser steps are synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-        # ORM calls made while Playwright's loop runs get a connection of their own
-        # (asgiref's context-local); close it so the test database can be dropped.
-        connections.close_all()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
