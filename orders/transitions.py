@@ -113,17 +113,15 @@ def settled_status(lines: Iterable[OrderLine]) -> str | None:
     """The order state its delivered-or-refunded lines add up to, or None while any is open.
 
     Only lines that get delivered count (a bundle's parent line follows its parts):
-    all delivered and nothing refunded → delivered; everything refunded → refunded;
-    anything in between → partially_refunded.
+    all delivered and nothing refunded → delivered; every line refunded → refunded;
+    anything in between (a free bundle part delivered included) → partially_refunded.
     """
     leaves = [line for line in lines if not line.is_bundle]
     if not leaves or any(line.status not in LINE_SETTLED for line in leaves):
         return None
-    refunded = sum(line.refunded_amount for line in leaves)
-    if all(line.status == LS.REFUNDED for line in leaves) or (
-        refunded > 0 and refunded >= sum(line.amount for line in leaves)
-    ):
+    if all(line.status == LS.REFUNDED for line in leaves):
         return OS.REFUNDED
-    if refunded > 0 or any(line.status == LS.REFUNDED for line in leaves):
+    # A part delivered (even a free bundle part) means the shopper got something.
+    if any(line.status == LS.REFUNDED or line.refunded_amount > 0 for line in leaves):
         return OS.PARTIALLY_REFUNDED
     return OS.DELIVERED

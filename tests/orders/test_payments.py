@@ -21,6 +21,7 @@ from orders.services import order_cancel, order_place
 from tests.conftest import signed_notify
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import available, stock_codes
+from tests.factories.orders import sandbox_trade_paid
 
 pytestmark = pytest.mark.django_db
 NOTIFY_URL = reverse("orders:payment-notify", args=["sandbox"])
@@ -44,15 +45,7 @@ def notify(client, fields):
 
 def paid_trade(order, trade_no="T1"):
     """The gateway's side of a paid trade, as the sandbox page leaves it."""
-    return SandboxTrade.objects.create(
-        trade_no=trade_no,
-        out_trade_no=order.number,
-        subject="x",
-        total_amount=order.total_amount,
-        notify_url="http://127.0.0.1/",
-        return_url="http://127.0.0.1/",
-        status=SandboxTrade.Status.PAID,
-    )
+    return sandbox_trade_paid(order, trade_no=trade_no)
 
 
 def test_notify_pays_and_delivers_within_the_request(

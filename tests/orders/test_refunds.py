@@ -21,6 +21,7 @@ from orders.services import (
 from tests.conftest import signed_notify
 from tests.factories.catalog import BundleItemFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
+from tests.factories.orders import sandbox_trade_paid
 
 pytestmark = pytest.mark.django_db
 NOTIFY_URL = reverse("orders:payment-notify", args=["sandbox"])
@@ -28,15 +29,7 @@ NOTIFY_URL = reverse("orders:payment-notify", args=["sandbox"])
 
 def pay(client, order, trade_no="T1"):
     """Pay through the sandbox exactly as the hosted page would leave it."""
-    SandboxTrade.objects.create(
-        trade_no=trade_no,
-        out_trade_no=order.number,
-        subject="x",
-        total_amount=order.total_amount,
-        notify_url="http://127.0.0.1/",
-        return_url="http://127.0.0.1/",
-        status=SandboxTrade.Status.PAID,
-    )
+    sandbox_trade_paid(order, trade_no=trade_no)
     response = client.post(NOTIFY_URL, signed_notify(order, trade_no=trade_no))
     assert response.content == b"success"
     order.refresh_from_db()

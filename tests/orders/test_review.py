@@ -7,7 +7,7 @@ from django.db import transaction
 
 from fulfillment.models import CardCode
 from orders.locks import order_lock_for_update_by_id
-from orders.models import Order, OrderLine, Payment, Refund, SandboxTrade
+from orders.models import Order, OrderLine, Payment, Refund
 from orders.services import (
     ReviewError,
     order_mark_paid,
@@ -17,6 +17,7 @@ from orders.services import (
 )
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import available, stock_codes
+from tests.factories.orders import sandbox_trade_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +27,7 @@ def held(alice):
     sku = SkuFactory(code="TX-VIP-MONTH")
     stock_codes(sku, 3)
     order = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=2)
-    SandboxTrade.objects.create(
-        trade_no="T1",
-        out_trade_no=order.number,
-        subject="x",
-        total_amount=order.total_amount,
-        notify_url="http://127.0.0.1/",
-        return_url="http://127.0.0.1/",
-        status=SandboxTrade.Status.PAID,
-    )
+    sandbox_trade_paid(order, trade_no="T1")
     with transaction.atomic():
         order = order_lock_for_update_by_id(order_id=order.id)
         payment = Payment.objects.create(

@@ -23,11 +23,12 @@ from config.lib.http import json_clients_close
 from fulfillment.models import SupplierAttempt, TopUp, TopUpEvent
 from fulfillment.services import topup_sweep
 from fulfillment.simulator.server import Simulator
-from orders.models import Order, OrderLine, Refund, SandboxTrade
+from orders.models import Order, OrderLine, Refund
 from orders.services import order_place
 from tests.conftest import signed_notify
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import mapping_make, supplier_for_simulator
+from tests.factories.orders import sandbox_trade_paid
 from tests.fixtures.supplier_simulator import TIME_SCALE, SupplierSimulatorHandle
 from tests.fulfillment.topups.worker import WorkerProcess, database_url
 
@@ -69,15 +70,7 @@ def sim_supplier(supplier_simulator, topup_sku):
 
 def pay(client, order, trade_no="T1"):
     """The sandbox gateway's notify for a paid trade (its own side recorded too)."""
-    SandboxTrade.objects.create(
-        trade_no=trade_no,
-        out_trade_no=order.number,
-        subject="x",
-        total_amount=order.total_amount,
-        notify_url="http://127.0.0.1/",
-        return_url="http://127.0.0.1/",
-        status=SandboxTrade.Status.PAID,
-    )
+    sandbox_trade_paid(order, trade_no=trade_no)
     response = client.post(NOTIFY_URL, signed_notify(order, trade_no=trade_no))
     assert response.content == b"success"
     return Order.objects.get(pk=order.pk)
