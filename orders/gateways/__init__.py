@@ -12,4 +12,8 @@ def gateway_get(name: str) -> Gateway | None:
     return _GATEWAYS.get(name)
 
 
-__all__ = ["Gateway", "NotifyRejected", "ParsedNotify", "gateway_get"]
+def gateways_all() -> list[Gateway]:
+    return list(_GATEWAYS.values())
+
+
+__all__ = ["Gateway", "NotifyRejected", "ParsedNotify", "gateway_get", "gateways_all"]

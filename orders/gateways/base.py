@@ -38,6 +38,10 @@ class Gateway(Protocol):
         """Verify and parse a notify. Raises NotifyRejected."""
         ...
 
+    def close(self, *, out_trade_no: str) -> None:
+        """Close the open trades of a cancelled order so it can no longer be paid."""
+        ...
+
     def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
         """Ask the gateway to refund. Raises DomainError when it refuses."""
         ...

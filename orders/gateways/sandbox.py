@@ -103,6 +103,14 @@ class SandboxGateway:
             notify_id=fields["notify_id"],
         )
 
+    def close(self, *, out_trade_no: str) -> None:
+        """Close the order's waiting trades: its pay page then offers nothing to pay."""
+        from orders.models import SandboxTrade
+
+        SandboxTrade.objects.filter(
+            out_trade_no=out_trade_no, status=SandboxTrade.Status.WAITING
+        ).update(status=SandboxTrade.Status.CLOSED)
+
     def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
         """Refund against the trade. Idempotent on refund_no, as real gateways are."""
         from orders.models import SandboxTrade

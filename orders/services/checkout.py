@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import partial
 
+import httpx
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone, translation
@@ -16,6 +18,7 @@ from catalog.models import Sku
 from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
 from fulfillment.services import card_codes_release, card_codes_reserve
+from orders.gateways import gateways_all
 from orders.locks import order_lock_for_update_by_id, user_lock_for_update
 from orders.models import Order, OrderEvent, OrderLine
 from orders.pricing import Quote, QuoteLine, order_quote
@@ -193,7 +196,27 @@ def order_cancel(*, order_id: int, reason: str, skip_locked: bool = False) -> bo
             kind=OrderEvent.Kind.CANCELLED,
             detail={"reason": reason, "released_codes": released},
         )
+        # After commit: a real gateway's close is a network call.
+        transaction.on_commit(partial(payment_close, out_trade_no=order.number))
     return True
+
+
+def payment_close(*, out_trade_no: str) -> None:
+    """Close the cancelled order's open trades at every gateway, so it cannot be paid.
+
+    A gateway that cannot be reached is logged: a payment that lands anyway is
+    still honoured (re-reserved or refunded, SPEC §3).
+    """
+    for gateway in gateways_all():
+        try:
+            gateway.close(out_trade_no=out_trade_no)
+        except (DomainError, httpx.HTTPError):
+            logger.warning(
+                "could not close %s trades of %s",
+                gateway.name,
+                out_trade_no,
+                exc_info=True,
+            )
 
 
 def order_expire_unpaid(

@@ -57,3 +57,24 @@ def test_sandbox_cancel_notifies_closed_and_releases_stock(client, shop):
     assert order.status == Order.Status.CANCELLED
     assert PaymentNotify.objects.get().outcome == "closed"
     assert available(sku) == 3
+
+
+def test_expired_order_cannot_be_paid_any_more(client, shop):
+    from django.utils import timezone
+
+    from orders.services import order_expire_unpaid
+
+    sku, order, trade = shop
+
+    order_expire_unpaid(now=timezone.now() + timezone.timedelta(hours=1))
+    response = client.post(
+        reverse("orders:sandbox-pay", args=[trade.token]), {"action": "pay"}
+    )
+
+    trade.refresh_from_db()
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    assert trade.status == SandboxTrade.Status.CLOSED
+    assert response.status_code == 200
+    assert not PaymentNotify.objects.exists()
+    assert available(sku) == 3
