@@ -17,6 +17,7 @@ from accounts.models import User
 from catalog.models import Sku
 from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
+from fulfillment.selectors import topup_capacity_by_sku
 from fulfillment.services import card_codes_release, card_codes_reserve
 from orders.gateways import gateways_all
 from orders.locks import order_lock_for_update_by_id, user_lock_for_update
@@ -45,6 +46,7 @@ class CheckoutTokenReusedError(CheckoutError):
     code = "token_reused"
 
 
+ERR_TOPUP_UNAVAILABLE = gettext_lazy("充值渠道暂时无法充值，请稍后再试")
 ERR_TOKEN_REUSED = gettext_lazy(
     "这个下单页面已经提交过另一笔订单（商品、数量或充值账号不同）。请返回商品页重新下单。"
 )
@@ -80,6 +82,11 @@ def order_place(
     if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
     quote = order_quote(sku=sku, quantity=quantity, recharge_account=recharge_account)
+    topups = [x.sku.id for x in quote.leaves if x.delivery == Sku.Delivery.DIRECT_TOPUP]
+    # Top-ups reserve nothing, so this is their stock check: a supplier must be
+    # able to take them now, or the shopper would pay only to be refunded.
+    if topups and not all(topup_capacity_by_sku(sku_ids=topups).values()):
+        raise SkuUnavailableError(str(ERR_TOPUP_UNAVAILABLE))
 
     with transaction.atomic():
         user_lock_for_update(user_id=user.pk)

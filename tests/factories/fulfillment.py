@@ -98,6 +98,26 @@ def mapping_make(
     )
 
 
+def supplier_ready(
+    mapping: SupplierProduct, *, balance: str = "10000.00"
+) -> SupplierProduct:
+    """Mark a mapping as its last supplier refresh would: product on, stock ok, funded.
+
+    Checkout sells a top-up only while some supplier can take it
+    (fulfillment.selectors.topup_capacity_by_sku); tests that are not about
+    that refresh say so here instead of calling the supplier.
+    """
+    SupplierProduct.objects.filter(pk=mapping.pk).update(
+        supplier_status=SupplierProduct.SupplierStatus.ON,
+        supplier_stock=SupplierProduct.SupplierStock.OK,
+    )
+    Supplier.objects.filter(pk=mapping.supplier_id).update(
+        last_balance=Decimal(balance)
+    )
+    mapping.refresh_from_db()
+    return mapping
+
+
 # --- Top-ups as rows (admin and health tests) -----------------------------------
 # The engine makes these from a paid order (tests/fulfillment/topups/conftest.py);
 # pages and reads only need the rows, in whatever state the test names.

@@ -27,7 +27,13 @@ from tests.factories.catalog import (
     ProductFactory,
     SkuFactory,
 )
-from tests.factories.fulfillment import available, stock_codes
+from tests.factories.fulfillment import (
+    available,
+    mapping_make,
+    stock_codes,
+    supplier_make,
+    supplier_ready,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +43,15 @@ def qq_topup():
     platform = PlatformFactory(
         name="腾讯视频", slug="tencent", account_rule=Platform.AccountRule.QQ
     )
-    return SkuFactory(
+    sku = SkuFactory(
         product=ProductFactory(platform=platform),
         code="TX-DIRECT",
         delivery=Sku.Delivery.DIRECT_TOPUP,
         price=Decimal("28.00"),
         face_value=Decimal("30.00"),
     )
+    supplier_ready(mapping_make(sku, supplier_make("sim"), "P-TX", cost="24.00"))
+    return sku
 
 
 @pytest.fixture
@@ -253,3 +261,17 @@ def test_settled_status_follows_the_lines(states, refunded, expected):
     ]
 
     assert settled_status(lines) == expected
+
+
+def test_order_place_refuses_a_topup_no_supplier_can_take(alice, qq_topup):
+    from fulfillment.models import Supplier
+    from orders.services import SkuUnavailableError
+
+    Supplier.objects.update(is_enabled=False)
+
+    with pytest.raises(SkuUnavailableError, match="充值渠道暂时无法充值"):
+        order_place(
+            user=alice, sku_code="TX-DIRECT", quantity=1, recharge_account="12345678"
+        )
+
+    assert not Order.objects.exists()

@@ -33,6 +33,7 @@ from tests.factories.fulfillment import (
     mapping_make,
     stock_codes,
     supplier_make,
+    supplier_ready,
 )
 
 pytestmark = pytest.mark.django_db
@@ -341,7 +342,7 @@ def qq_topup():
     platform = PlatformFactory(
         name="腾讯视频", slug="tencent", account_rule=Platform.AccountRule.QQ
     )
-    return SkuFactory(
+    sku = SkuFactory(
         product=ProductFactory(platform=platform, name="腾讯视频 VIP 直充"),
         code="TX-DIRECT",
         name="月卡直充",
@@ -349,6 +350,9 @@ def qq_topup():
         price=Decimal("28.00"),
         face_value=Decimal("30.00"),
     )
+    # A supplier that can take it: checkout sells top-ups only then.
+    supplier_ready(mapping_make(sku, supplier_make("sim"), "P-TX", cost="20.00"))
+    return sku
 
 
 @pytest.fixture
@@ -369,7 +373,7 @@ def bundle(qq_topup):
 
 @pytest.fixture
 def mapping(qq_topup):
-    return mapping_make(qq_topup, supplier_make("sim"), "P-TX", cost="20.00")
+    return SupplierProduct.objects.get(sku=qq_topup)
 
 
 def _paid(client, user, sku_code, *, account="", trade_no="T1"):

@@ -18,6 +18,7 @@ from tests.factories.fulfillment import (
     mapping_make,
     request_event_make,
     supplier_make,
+    supplier_ready,
     topup_make,
 )
 from tests.fulfillment.topups.conftest import pay, place_topup
@@ -61,7 +62,9 @@ def _action(client, action: str, *topups: TopUp):
 
 @pytest.fixture
 def mapping(topup_sku):
-    return mapping_make(topup_sku, supplier_make("acme"), "P-TX-VIP-MONTH")
+    return supplier_ready(
+        mapping_make(topup_sku, supplier_make("acme"), "P-TX-VIP-MONTH")
+    )
 
 
 @pytest.fixture

@@ -27,7 +27,11 @@ from orders.models import Order, OrderLine, Refund
 from orders.services import order_place
 from tests.conftest import signed_notify
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
-from tests.factories.fulfillment import mapping_make, supplier_for_simulator
+from tests.factories.fulfillment import (
+    mapping_make,
+    supplier_for_simulator,
+    supplier_ready,
+)
 from tests.factories.orders import sandbox_trade_paid
 from tests.fixtures.supplier_simulator import TIME_SCALE, SupplierSimulatorHandle
 from tests.fulfillment.topups.worker import WorkerProcess, database_url
@@ -64,7 +68,7 @@ def topup_sku(db, settings):
 @pytest.fixture
 def sim_supplier(supplier_simulator, topup_sku):
     supplier = supplier_for_simulator(supplier_simulator, name="sim")
-    mapping_make(topup_sku, supplier, "P-TX-VIP-MONTH", cost="24.00")
+    supplier_ready(mapping_make(topup_sku, supplier, "P-TX-VIP-MONTH", cost="24.00"))
     return supplier
 
 

@@ -66,7 +66,12 @@ from tests.factories.catalog import (
     ProductFactory,
     SkuFactory,
 )
-from tests.factories.fulfillment import mapping_make, stock_codes, supplier_make
+from tests.factories.fulfillment import (
+    mapping_make,
+    stock_codes,
+    supplier_make,
+    supplier_ready,
+)
 from tests.factories.orders import sandbox_trade_paid
 
 LS = OrderLine.Status
@@ -315,12 +320,14 @@ def _catalog(shares: tuple[int, int], suppliers: list[str]) -> dict[str, Sku]:
         face_value=Decimal("30.00"),
     )
     for priority, name in enumerate(suppliers):
-        mapping_make(
-            topup,
-            Supplier.objects.get(name=name),
-            SIM_PRODUCT,
-            cost=COST,
-            priority=priority,
+        supplier_ready(
+            mapping_make(
+                topup,
+                Supplier.objects.get(name=name),
+                SIM_PRODUCT,
+                cost=COST,
+                priority=priority,
+            )
         )
     card = SkuFactory(code=f"PROP-CARD-{n}", price=Decimal("25.00"))
     stock_codes(card, 12)
