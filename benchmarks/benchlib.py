@@ -48,6 +48,13 @@ _OWNED_VARS = (
     "LOG_LEVEL",
     "PAYMENT_NOTIFY_BASE_URL",
     "HTTP_ALLOW_PRIVATE_ADDRESSES",
+    "CELERY_TASK_ALWAYS_EAGER",
+    "CELERY_BROKER_DIR",
+    "SITE_URL",
+    "SUPPLIER_CALLBACK_BASE_URL",
+    "TOPUP_LEASE_SECONDS",
+    "TOPUP_PLACEMENT_GRACE_SECONDS",
+    "TOPUP_DEADLINE_MINUTES",
 )
 
 
@@ -85,6 +92,10 @@ def bench_env(*, db_name: str, redis_url: str | None) -> dict[str, str]:
     )
     if redis_url:
         env["REDIS_URL"] = redis_url
+    else:
+        # Without REDIS_URL the settings fall back to the make-run demo's filesystem
+        # broker, which nothing consumes here: run the tasks in-process instead.
+        env["CELERY_TASK_ALWAYS_EAGER"] = "true"
     return env
 
 
@@ -151,10 +162,18 @@ CARDCODE_COPY_COLUMNS = (
 
 
 def fresh_django(
-    *, db_name: str, redis_url: str | None = None, collectstatic: bool = False
+    *,
+    db_name: str,
+    redis_url: str | None = None,
+    collectstatic: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Recreate and migrate the benchmark database, then set Django up against it."""
+    """Recreate and migrate the benchmark database, then set Django up against it.
+
+    `extra_env` is added to the benchmark environment (this process and the returned env).
+    """
     env = bench_env(db_name=db_name, redis_url=redis_url)
+    env.update(extra_env or {})
     db_recreate(db_name)
     manage(env, "migrate", "--noinput")
     if collectstatic:
@@ -392,6 +411,70 @@ def wait_for_quiet(*, max_busy: float = 0.15, max_wait: float = 10.0) -> float:
         busy = meter.busy
         if busy <= max_busy or time.monotonic() >= deadline:
             return busy
+
+
+def loadavg() -> tuple[float, float, float]:
+    """The 1-, 5- and 15-minute load averages."""
+    with open("/proc/loadavg", encoding="ascii") as fh:
+        one, five, fifteen = (float(x) for x in fh.read().split()[:3])
+    return one, five, fifteen
+
+
+def wait_for_load(
+    *,
+    max_load: float = 0.5,
+    max_busy: float = 0.10,
+    quiet_windows: int = 3,
+    window: float = 5.0,
+    poll: float = 30.0,
+    max_wait: float = 2400.0,
+) -> dict[str, Any]:
+    """Wait (bounded, default 40 min) until the machine is quiet before a measured run.
+
+    Quiet: the 1-minute load average is below `max_load`, or the CPU was at most
+    `max_busy` busy in each of `quiet_windows` consecutive `window`-second samples.
+    The second test exists because the load average still carries the last minute
+    of our own previous run (it decays with a one-minute time constant), while the
+    samples see only what runs now. Returns what was seen; `quiet` is False when
+    `max_wait` ran out (the caller decides whether to measure anyway).
+    """
+    started = time.monotonic()
+    while True:
+        samples = []
+        load = loadavg()
+        if load[0] >= max_load:
+            for _ in range(quiet_windows):
+                with CpuMeter() as meter:
+                    time.sleep(window)
+                samples.append(meter.busy)
+                if meter.busy > max_busy:
+                    break
+        waited = time.monotonic() - started
+        quiet = load[0] < max_load or (
+            len(samples) == quiet_windows and max(samples) <= max_busy
+        )
+        if quiet or waited >= max_wait:
+            return {
+                "quiet": quiet,
+                "loadavg": load,
+                "busy_samples": samples,
+                "waited_s": round(waited, 1),
+            }
+        print(
+            f"  waiting for a quiet machine: load {load[0]:.2f}, "
+            f"busy {', '.join(f'{b:.0%}' for b in samples)} ({waited:.0f} s so far)",
+            flush=True,
+        )
+        time.sleep(poll)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def collapsed_summary(path: Path, *, top: int = 30) -> dict[str, Any]:
