@@ -19,9 +19,10 @@ Per supplier latency and worker configuration (a "run"):
    `order_place`, and pay N of them through `payment_notify_handle` while no worker
    runs: N `topup_advance_task` messages wait in Redis.
 2. Wait for a quiet machine, start the worker and time the drain: from the first
-   claim (the first SupplierAttempt row) to the last line delivered. CPU seconds
-   of the worker, gunicorn, the simulator and the database's PostgreSQL backends
-   are read from /proc.
+   claim (the first SupplierAttempt row) to the last supplier accept and to the
+   last line delivered. CPU seconds of the worker, gunicorn, the simulator, Redis
+   and PostgreSQL (our live backends, plus the exited ones: the worker reconnects
+   for every task) are read from /proc, and new connections from pg_stat_database.
 3. Latency: with the worker idle, pay the other M orders through
    POST /payments/notify/sandbox/ at a steady rate well below the drain rate, and
    time payment → supplier accepted → line delivered.
@@ -29,6 +30,7 @@ Per supplier latency and worker configuration (a "run"):
    top-up, each placed once, none refused or left unplaced, all succeeded, the
    money spent = unit cost × top-ups, every callback answered `success` at once;
    and ours: every line and order delivered, one attempt per top-up.
+--db-reuse-max N runs the same worker with CELERY_DB_REUSE_MAX=N (an experiment).
 docs/PERFORMANCE.md ("Top-ups through the worker") has the figures and how to read them.
 """
 
@@ -227,7 +229,7 @@ class SimulatorProcess(Managed):
         self.secret = secret
         self.http = httpx.Client(base_url=f"{self.base_url}/_control", timeout=30)
 
-    def start(self, *, timeout: float = 30) -> None:  # type: ignore[override]
+    def start(self, *, timeout: float = 30) -> None:
         super().start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
