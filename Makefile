@@ -59,5 +59,10 @@ messages: $(VENV)/.installed
 	$(PY) manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=benchmarks
 	$(PY) manage.py compilemessages --ignore=.venv
 
+# The Django floor and Kaquan's benchmarks in one run, as the ratios of issue 6 (about
+# 8 minutes; README.md "Benchmarks"). BENCH_ARGS: --quick, --soak, --app-root PATH, ...
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_all.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .run db.sqlite3 db.sqlite3-wal db.sqlite3-shm staticfiles .pytest_cache .coverage

@@ -24,10 +24,15 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
-GUNICORN = str(ROOT / ".venv" / "bin" / "gunicorn")
-RESULTS = ROOT / "benchmarks" / "results"
+# The tree these scripts live in (its venv runs everything, results go under it)...
+BENCH_ROOT = Path(__file__).resolve().parent.parent
+# ...and the application they measure: this tree, or another checkout of the app
+# (KAQUAN_APP_ROOT, e.g. an older commit in a worktree without these scripts).
+# manage.py, gunicorn and in-process Django all run from ROOT.
+ROOT = Path(os.environ.get("KAQUAN_APP_ROOT") or BENCH_ROOT).resolve()
+PYTHON = str(BENCH_ROOT / ".venv" / "bin" / "python")
+GUNICORN = str(BENCH_ROOT / ".venv" / "bin" / "gunicorn")
+RESULTS = BENCH_ROOT / "benchmarks" / "results"
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 # Variables we set ourselves; anything the calling shell exports under these names
@@ -82,7 +87,9 @@ def bench_env(*, db_name: str, redis_url: str | None) -> dict[str, str]:
             "ALLOWED_HOSTS": "127.0.0.1",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
             "CONN_MAX_AGE": "600",
-            "CACHE_KEY_PREFIX": "kaquan-bench",
+            # A prefix of its own per run: nothing cached by an earlier run (a
+            # fragment, a sold-out flag for the same SKU id) can leak into this one.
+            "CACHE_KEY_PREFIX": f"kaquan-bench-{secrets.token_hex(4)}",
             # The console backend is the default; with REDIS_URL set no email is sent
             # in-process anyway (the task waits in Redis and is purged afterwards).
             "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
@@ -256,7 +263,16 @@ class Gunicorn:
         import httpx
 
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(self.command, env=self.env, cwd=ROOT)
+        # The workers' own output (Django's request warnings: a rush logs every
+        # 409) goes to the log file too, not over the benchmark's report.
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/healthz"
         while time.monotonic() < deadline:
@@ -468,6 +484,43 @@ def wait_for_load(
         time.sleep(poll)
 
 
+def redis_purge_prefix(url: str, prefix: str) -> int:
+    """Delete the cache keys one run wrote (Django's Redis cache names them
+    `<prefix>:<version>:<key>`); returns how many."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+    client.close()
+    return len(keys)
+
+
+def git_state(root: Path) -> dict[str, Any]:
+    """HEAD and uncommitted changes of a checkout, by read-only git calls (no index
+    refresh: others work in the same tree)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(root), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if line]
+    return {
+        "root": str(root),
+        "head": git("rev-parse", "--short", "HEAD") or "unknown",
+        "subject": git("log", "-1", "--format=%s")[:100],
+        "dirty": bool(changed),
+        "changed_files": len(changed),
+    }
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     import socket
@@ -563,8 +616,13 @@ def median(values: Sequence[float]) -> float:
 
 
 def print_table(
-    title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]
+    title: str,
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    left: int = 0,
 ) -> None:
+    """A Markdown table; the first `left` columns (text) left-aligned, the rest right."""
     cells = [[_fmt(c) for c in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
@@ -580,7 +638,10 @@ def print_table(
     for row in cells:
         print(
             "| "
-            + " | ".join(c.rjust(w) for c, w in zip(row, widths, strict=True))
+            + " | ".join(
+                c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
             + " |"
         )
 

@@ -1,16 +1,23 @@
 """Codes imported per second through the real service, beside a raw COPY.
 
-    .venv/bin/python benchmarks/import_codes.py [--codes 100000] [--json]
+    .venv/bin/python benchmarks/import_codes.py [--codes 100000] [--workers N] [--million] [--json]
 
 1. Recreate kaquan_bench_import, migrate, create a card-code SKU.
 2. Write a TXT file of --codes random 16-character codes.
-3. Import it through fulfillment.services.card_codes_import (parse, HMAC-fingerprint
-   every code, look up the fingerprints the SKU already holds, Fernet-encrypt only the
-   new codes, bulk INSERT ... ON CONFLICT DO NOTHING in chunks, one transaction),
-   then import the same file again (every code a duplicate), then a dry run of a new
-   file (the admin's preview).
+3. Import it through fulfillment.services.card_codes_import (streamed in chunks:
+   HMAC-fingerprint each chunk, look up the fingerprints the SKU already holds,
+   Fernet-encrypt only the new codes in --workers processes, COPY them in; one
+   transaction), then import the same file again (every code a duplicate), then a dry
+   run of a new file (the admin's preview).
 4. The same through `manage.py import_codes` (a new process: includes Django start-up)
    into a second SKU.
+4b. Peak memory: the same file imported by a fresh process of this script (Django
+   set up, then the file read and imported, nothing else) into a fourth SKU; it
+   reports its own peak RSS (VmHWM: ru_maxrss would carry over this script's peak
+   through exec) and that of its sealing processes (getrusage RUSAGE_CHILDREN
+   ru_maxrss: the largest of them, pages shared with the importer included). With
+   --million, the same for a file of 1,000,000 codes: memory is flat when the two
+   peaks are close.
 5. In the same run, raw COPY of the same number of rows (100-character ciphertext-like
    text, 64-hex fingerprints) into (a) a bare table with no index, (b) a table
    LIKE fulfillment_cardcode INCLUDING ALL (its indexes, unique and check constraints;
@@ -18,9 +25,11 @@
    duplicate re-import done raw: COPY to a temp table and
    INSERT ... SELECT ... ON CONFLICT DO NOTHING into (b).
 6. A breakdown of the service's time: parsing, fingerprinting (HMAC), sealing the new
-   codes (Fernet + mask), waiting on PostgreSQL in cursor.execute (the fingerprint
-   look-ups, then the INSERTs), the rest (model instances, bulk_create SQL building,
-   the COMMIT that runs the deferred foreign-key checks).
+   codes (Fernet + mask), each timed in one process over the whole file, so their
+   sum can exceed the import when the sealing runs in parallel; waiting on PostgreSQL
+   in cursor.execute (the fingerprint look-ups; the COPY does not go through
+   cursor.execute), the rest (the COPY, waiting on the sealing processes, the COMMIT
+   that runs the deferred foreign-key checks).
 """
 
 from __future__ import annotations
@@ -28,8 +37,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
+import json
+import os
+import resource
 import secrets
+import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import benchlib
@@ -47,9 +61,99 @@ def parse_args() -> argparse.Namespace:
         "--skip-cli", action="store_true", help="skip the manage.py import_codes run"
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="sealing processes for the import (default: the service's, one per CPU)",
+    )
+    p.add_argument(
+        "--db-name",
+        default=DB_NAME,
+        help=f"benchmark database, recreated (default {DB_NAME}; must start kaquan_bench)",
+    )
+    p.add_argument(
+        "--million",
+        action="store_true",
+        help="also measure the peak RSS of importing 1,000,000 codes (~30 s more)",
+    )
+    p.add_argument(
         "--json", action="store_true", help="also write benchmarks/results/*.json"
     )
+    # Internal: the fresh process of step 4b.
+    p.add_argument(
+        "--rss-child", nargs=2, metavar=("SKU", "FILE"), help=argparse.SUPPRESS
+    )
     return p.parse_args()
+
+
+def rss_child(sku_code: str, path: str, workers: int | None) -> None:
+    """Step 4b, in a fresh process: import one file, print peak RSS as JSON."""
+    benchlib.django_setup(dict(os.environ))
+
+    from catalog.models import Sku
+    from fulfillment.services import card_codes_import
+
+    sku = Sku.objects.get(code=sku_code)
+    before = _proc_status_kib("VmRSS")
+    content = Path(path).read_bytes()
+    t0 = time.perf_counter()
+    result = card_codes_import(
+        sku=sku, content=content, file_name=Path(path).name, actor=None, workers=workers
+    )
+    seconds = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "imported": result.imported,
+                "file_bytes": len(content),
+                "rss_before_import_kib": before,
+                # This process's peak since exec. Not ru_maxrss: Linux carries a
+                # process's maxrss across execve, so a child started by the
+                # benchmark would report the benchmark's own peak.
+                "rss_self_kib": _proc_status_kib("VmHWM"),
+                "ru_maxrss_self_kib": resource.getrusage(
+                    resource.RUSAGE_SELF
+                ).ru_maxrss,
+                # The largest sealing process (KiB on Linux). Forked from this one,
+                # it counts the pages it shares with it too: an upper bound.
+                "rss_children_kib": resource.getrusage(
+                    resource.RUSAGE_CHILDREN
+                ).ru_maxrss,
+            }
+        )
+    )
+
+
+def _proc_status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise SystemExit(f"no {field} in /proc/self/status")
+
+
+def measure_rss(
+    env: dict[str, str], *, sku_code: str, path: Path, workers: int | None
+) -> dict[str, Any]:
+    """Run step 4b for one file; returns the child's figures plus the total in MiB."""
+    cmd = [benchlib.PYTHON, __file__, "--rss-child", sku_code, str(path)]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    done = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=900, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"peak-RSS import failed:\n{done.stdout}\n{done.stderr}")
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    out["codes"] = out["imported"]
+    out["peak_rss_mib"] = (out["rss_self_kib"] + out["rss_children_kib"]) / 1024
+    return out
+
+
+def write_codes(path: Path, count: int) -> bytes:
+    content = "\n".join(secrets.token_hex(8).upper() for _ in range(count)).encode()
+    path.write_bytes(content)
+    return content
 
 
 def copy_rows(count: int, *, sku_id: int, batch_id: int) -> str:
@@ -112,9 +216,12 @@ def raw_copy(dsn: str, count: int, *, sku_id: int, batch_id: int) -> dict[str, f
 
 def main() -> None:
     args = parse_args()
+    if args.rss_child:
+        rss_child(*args.rss_child, args.workers)
+        return
     machine = benchlib.machine_info()
     print(f"machine: {machine}")
-    env = benchlib.fresh_django(db_name=DB_NAME)
+    env = benchlib.fresh_django(db_name=args.db_name)
 
     from decimal import Decimal
 
@@ -126,17 +233,21 @@ def main() -> None:
 
     price = Decimal("30.00")
     skus = benchlib.create_skus(
-        ["IMPORT-SVC", "IMPORT-CLI", "IMPORT-COPY"], platform_slug="import", price=price
+        ["IMPORT-SVC", "IMPORT-CLI", "IMPORT-COPY", "IMPORT-RSS", "IMPORT-RSS-1M"],
+        platform_slug="import",
+        price=price,
     )
 
     benchlib.RESULTS.mkdir(parents=True, exist_ok=True)
     path = benchlib.RESULTS / f"import-codes-{args.codes}.txt"
-    content = "\n".join(
-        secrets.token_hex(8).upper() for _ in range(args.codes)
-    ).encode()
-    path.write_bytes(content)
+    content = write_codes(path, args.codes)
     rows: list[list[Any]] = []
-    report: dict[str, Any] = {"machine": machine, "codes": args.codes, "runs": {}}
+    report: dict[str, Any] = {
+        "machine": machine,
+        "codes": args.codes,
+        "workers": args.workers,
+        "runs": {},
+    }
 
     def record(name: str, seconds: float, imported: int, duplicates: int) -> None:
         report["runs"][name] = {
@@ -170,13 +281,17 @@ def main() -> None:
             finally:
                 spent = time.perf_counter() - t
                 waited["all"] += spent
-                if '"fingerprint" IN (' in sql:  # _existing_fingerprints
+                if "= ANY(" in sql:  # the fingerprint look-ups
                     waited["select"] += spent
 
         t0 = time.perf_counter()
         with connection.execute_wrapper(wrapper):
             result = card_codes_import(
-                sku=skus[0], content=content, file_name=path.name, actor=None
+                sku=skus[0],
+                content=content,
+                file_name=path.name,
+                actor=None,
+                workers=args.workers,
             )
         return result, time.perf_counter() - t0, waited["all"], waited["select"]
 
@@ -208,8 +323,9 @@ def main() -> None:
     # 4. the management command, a new process
     if not args.skip_cli:
         t0 = time.perf_counter()
+        workers = ["--workers", str(args.workers)] if args.workers else []
         out = benchlib.manage(
-            env, "import_codes", "--sku", skus[1].code, "--file", str(path)
+            env, "import_codes", "--sku", skus[1].code, "--file", str(path), *workers
         )
         record(
             "manage.py import_codes (new process)",
@@ -218,10 +334,26 @@ def main() -> None:
             0,
         )
 
+    # 4b. peak RSS of an import in a fresh process (and of 1,000,000 codes)
+    benchlib.django_close_connections()
+    report["peak_rss"] = measure_rss(
+        env, sku_code=skus[3].code, path=path, workers=args.workers
+    )
+    if args.million:
+        million = benchlib.RESULTS / "import-codes-1000000.txt"
+        write_codes(million, 1_000_000)
+        report["peak_rss_million"] = measure_rss(
+            env, sku_code=skus[4].code, path=million, workers=args.workers
+        )
+        million.unlink()
+
     # 5. raw COPY in the same run
     copy_batch = CodeBatch.objects.create(sku=skus[2], note="raw COPY")
     raw = raw_copy(
-        benchlib.pg_dsn(DB_NAME), args.codes, sku_id=skus[2].id, batch_id=copy_batch.id
+        benchlib.pg_dsn(args.db_name),
+        args.codes,
+        sku_id=skus[2].id,
+        batch_id=copy_batch.id,
     )
     record("COPY into a bare table", raw["copy_bare"], args.codes, 0)
     record("COPY into fulfillment_cardcode itself", raw["copy_cardcode"], args.codes, 0)
@@ -244,15 +376,17 @@ def main() -> None:
     # 6. where the service's time goes
     lines = content.decode().splitlines()
     t0 = time.perf_counter()
-    codefile.parse(content, file_name=path.name)
+    for _item in codefile.scan(content, file_name=path.name):
+        pass
     parse_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fingerprints = [vault.fingerprint(code) for code in lines]
+    vault.fingerprints(lines)
     fingerprint_s = time.perf_counter() - t0
     # what the service does for each new code once it has the fingerprint
     t0 = time.perf_counter()
-    for code, fp in zip(lines, fingerprints, strict=True):
-        vault.seal(code, known_fingerprint=fp)
+    vault.encrypt_many(lines)
+    for code in lines:
+        vault.mask(code)
     seal_s = time.perf_counter() - t0
     service_s = report["runs"]["card_codes_import (new codes)"]["seconds"]
     dup_s = report["runs"]["card_codes_import (same file again)"]["seconds"]
@@ -288,6 +422,42 @@ def main() -> None:
         "service re-import / raw ON CONFLICT re-import": dup_raw / dup_s,
     }
     report["ratios"] = ratios
+    # The figures `make bench` reads (benchmarks/bench_report.py), named plainly.
+    report["codes_per_s"] = report["runs"]["card_codes_import (new codes)"][
+        "rows_per_s"
+    ]
+    report["copy_rows_per_s"] = report["runs"][
+        "COPY into LIKE fulfillment_cardcode INCLUDING ALL"
+    ]["rows_per_s"]
+    report["peak_rss_mib"] = report["peak_rss"]["peak_rss_mib"]
+    if "peak_rss_million" in report:
+        report["peak_rss_million_mib"] = report["peak_rss_million"]["peak_rss_mib"]
+    rss_rows = [
+        [
+            f"{r['codes']:,} new codes",
+            r["file_bytes"] / 2**20,
+            r["rss_before_import_kib"] / 1024,
+            r["rss_self_kib"] / 1024,
+            r["rss_children_kib"] / 1024,
+            r["peak_rss_mib"],
+            r["codes"] / r["seconds"],
+        ]
+        for r in (report["peak_rss"], report.get("peak_rss_million"))
+        if r
+    ]
+    benchlib.print_table(
+        "Peak memory of one import in a fresh process (MiB; getrusage ru_maxrss)",
+        [
+            "file",
+            "file MiB",
+            "before import",
+            "peak, importer",
+            "peak, largest sealer (shared pages incl.)",
+            "peak, sum",
+            "codes/s",
+        ],
+        rss_rows,
+    )
     benchlib.print_table(
         "Ratios (throughput, same run)",
         ["comparison", "ratio"],
@@ -299,14 +469,14 @@ def main() -> None:
         "Where card_codes_import's time goes (new codes)",
         ["part", "seconds", "share"],
         [
-            ["codefile.parse", parse_s, f"{parse_s / service_s:.0%}"],
+            ["codefile.scan", parse_s, f"{parse_s / service_s:.0%}"],
             [
-                "vault.fingerprint (HMAC), every code",
+                "vault.fingerprints (HMAC), every code",
                 fingerprint_s,
                 f"{fingerprint_s / service_s:.0%}",
             ],
             [
-                "vault.seal with the known fingerprint (Fernet + mask), new codes",
+                "Fernet + mask, new codes, one process (the workers share it)",
                 seal_s,
                 f"{seal_s / service_s:.0%}",
             ],
@@ -316,12 +486,12 @@ def main() -> None:
                 f"{db_select['new'] / service_s:.0%}",
             ],
             [
-                "waiting in cursor.execute: the INSERTs and the rest",
+                "waiting in cursor.execute: the rest (batch row and counts)",
                 db_time["new"] - db_select["new"],
                 f"{(db_time['new'] - db_select['new']) / service_s:.0%}",
             ],
             [
-                "the rest: model instances, SQL building, COMMIT (deferred FK checks)",
+                "the rest: COPY, waiting on the sealers, COMMIT (deferred FK checks)",
                 new_rest,
                 f"{new_rest / service_s:.0%}",
             ],
@@ -331,9 +501,9 @@ def main() -> None:
         "Where the re-import's time goes (every code a duplicate)",
         ["part", "seconds", "share"],
         [
-            ["codefile.parse", parse_s, f"{parse_s / dup_s:.0%}"],
+            ["codefile.scan", parse_s, f"{parse_s / dup_s:.0%}"],
             [
-                "vault.fingerprint (HMAC), every code",
+                "vault.fingerprints (HMAC), every code",
                 fingerprint_s,
                 f"{fingerprint_s / dup_s:.0%}",
             ],

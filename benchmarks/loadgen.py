@@ -7,7 +7,8 @@ The spec's `mode` picks the workload:
   pay page and read the order number from it, POST the signed notify) until the
   deadline or the order budget is reached;
 - `rush`: like `app`, but each attempt is a different shopper and there are far more
-  attempts than codes; a 302 back to the product page (/p/...) is the sold-out answer;
+  attempts than codes; the sold-out answer is a 409 (a sold-out page, or the
+  confirmation page with the error) or, in older code, a 302 back to the product page;
 - `raw`: the same SQL work with psycopg2, one connection per client thread.
 
 Every loop is bounded by a deadline and a count, and every request has a timeout.
@@ -124,7 +125,11 @@ class Shopper:
         t1 = time.perf_counter()
         steps["checkout"] = t1 - t0
         location = r.headers.get("location", "")
-        if r.status_code == 302 and location.startswith("/p/"):
+        # Sold out: a 409 (quantity is 1, so nothing else answers 409 here), or, in
+        # older code, a redirect back to the product page.
+        if r.status_code == 409 or (
+            r.status_code == 302 and location.startswith("/p/")
+        ):
             return "sold_out", steps, ""
         if r.status_code != 302 or not location.startswith("/pay/sandbox/"):
             return (
@@ -230,9 +235,11 @@ VALUES (%(number)s, %(user)s, %(email)s, 'pending', %(price)s, 0, 0, 'CNY', %(to
 RETURNING id
 """
 INSERT_LINE = """
-INSERT INTO orders_orderline (order_id, sku_id, product_name, sku_name, validity_text,
-    redeem_instructions, quantity, unit_price, amount)
-VALUES (%(order)s, %(sku)s, 'Bench product', 'Bench SKU', '', '', 1, %(price)s, %(price)s)
+INSERT INTO orders_orderline (order_id, sku_id, delivery, product_name, sku_name,
+    validity_text, redeem_instructions, recharge_account, quantity, unit_price, amount,
+    discount_amount, refunded_amount, status, status_reason, updated_at)
+VALUES (%(order)s, %(sku)s, 'card_code', 'Bench product', 'Bench SKU', '', '', '', 1,
+    %(price)s, %(price)s, 0, 0, 'reserved', '', now())
 RETURNING id
 """
 RESERVE = """
@@ -271,9 +278,10 @@ MARK_SOLD = """
 UPDATE fulfillment_cardcode SET status = 'sold', sold_at = now()
 WHERE order_line_id = %(line)s AND status = 'reserved'
 """
-MARK_LINE_DELIVERED = (
-    "UPDATE orders_orderline SET delivered_at = now() WHERE id = %(line)s"
-)
+MARK_LINE_DELIVERED = """
+UPDATE orders_orderline SET status = 'delivered', delivered_at = now(), updated_at = now()
+WHERE id = %(line)s
+"""
 INSERT_EMAIL = """
 INSERT INTO orders_orderemail (order_id, kind, "to", status, attempts, last_error, created_at)
 VALUES (%(order)s, 'delivered', %(email)s, 'pending', 0, '', now())

@@ -6,10 +6,14 @@ Runs the same three requests as checkout_paid_orders.py (POST /checkout/, GET th
 sandbox pay page, POST the signed notify) through Django's full middleware stack
 with the test Client, under the production settings the benchmark uses (DEBUG off,
 REDIS_URL set, PostgreSQL), so no HTTP server or network is involved. Prints:
-1. the SQL statements of one order, per step, with their count;
-2. wall time per step (median over --orders orders);
-3. the CPU cost of single ORM calls, for scale;
-4. the top functions of a cProfile (CPU clock) over all orders, by cumulative and own time.
+1. the SQL statements of one order, per step, with their count, and the
+   connection health checks (CONN_HEALTH_CHECKS: one `SELECT 1` per request on a
+   raw cursor, which the query log does not show);
+2. wall and CPU time per step (median over --orders orders);
+3. the CPU cost of single ORM calls (Python and PostgreSQL), for scale;
+4. Python function calls per request (deterministic: the steadiest gauge of Python
+   work on a shared machine);
+5. the top functions of a cProfile (CPU clock) over all orders, by cumulative and own time.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pstats
 import re
 import secrets
 import statistics
+import sys
 import time
 from decimal import Decimal
 from typing import Any
@@ -45,10 +50,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--skip-cprofile", action="store_true", help="time only (e.g. under py-spy)"
     )
+    p.add_argument("--pstats", default="", help="also write the cProfile data here")
     return p.parse_args()
 
 
 def setup(args: argparse.Namespace) -> tuple[str, str]:
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -56,7 +65,6 @@ def setup(args: argparse.Namespace) -> tuple[str, str]:
         get_user_model,
     )
     from django.contrib.auth.hashers import make_password
-    from django.contrib.sessions.backends.db import SessionStore
 
     from catalog.models import Platform, Product, Sku
     from fulfillment.services import card_codes_import
@@ -75,13 +83,68 @@ def setup(args: argparse.Namespace) -> tuple[str, str]:
     user = get_user_model().objects.create(
         username="shopper", email="shopper@example.com", password=make_password(None)
     )
-    store = SessionStore()
+    # The configured engine (cached_db: the session is in the cache and the table).
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
     store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     assert store.session_key is not None  # noqa: S101
     return store.session_key, secrets.token_hex(16)
+
+
+class _Capture:
+    """The SQL the ORM logs during one request, plus the connection health checks
+    (CONN_HEALTH_CHECKS runs its `SELECT 1` on a raw cursor the ORM does not log)."""
+
+    def __init__(self, step: str, queries: dict[str, Any]) -> None:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        self.connection = connection
+        self.ctx = CaptureQueriesContext(connection)
+        self.health_checks = 0
+        queries[step] = self
+
+    def __enter__(self) -> _Capture:
+        real = self.connection.is_usable
+
+        def counted() -> bool:
+            self.health_checks += 1
+            return bool(real())
+
+        self.connection.is_usable = counted
+        self.ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.__exit__(*exc)
+        del self.connection.is_usable  # the class's method again
+
+    @property
+    def statements(self) -> list[str]:
+        return [q["sql"] for q in self.ctx.captured_queries]
+
+
+class _CallCounter:
+    """Python function calls made during one request: a deterministic gauge of the
+    Python work, steadier than CPU time on a machine others are using."""
+
+    def __init__(self, into: list[int]) -> None:
+        self.into = into
+        self.count = 0
+
+    def _tick(self, frame: Any, event: str, arg: Any) -> None:
+        if event in ("call", "c_call"):
+            self.count += 1
+
+    def __enter__(self) -> _CallCounter:
+        sys.setprofile(self._tick)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.setprofile(None)
+        self.into.append(self.count)
 
 
 def one_order(
@@ -91,37 +154,42 @@ def one_order(
     csrf: str,
     secret: str,
     timings: dict[str, list[float]] | None = None,
+    cpu: dict[str, list[float]] | None = None,
     queries: dict[str, Any] | None = None,
+    calls: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     from contextlib import nullcontext
 
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+    from django.db import close_old_connections
     from loadgen import sign
 
     def capture(step: str) -> Any:
+        if calls is not None:
+            return _CallCounter(calls.setdefault(step, []))
         if queries is None:
             return nullcontext()
-        ctx = CaptureQueriesContext(connection)
-        queries[step] = ctx  # read its captured_queries after the request
-        return ctx
+        return _Capture(step, queries)
 
     client.cookies.clear()
     client.cookies["sessionid"] = session_key
     client.cookies["csrftoken"] = csrf
-    t0 = time.perf_counter()
+    c0, t0 = time.process_time(), time.perf_counter()
+    # What the WSGI handler does at request_started (the test Client skips it):
+    # with CONN_HEALTH_CHECKS the next query pings the connection first.
+    close_old_connections()
     with capture("checkout"):
         r = client.post(
             "/checkout/",
             {"sku": SKU, "quantity": "1", "token": secrets.token_urlsafe(16)},
             headers={"X-CSRFToken": csrf},
         )
-    t1 = time.perf_counter()
+    c1, t1 = time.process_time(), time.perf_counter()
     if r.status_code != 302 or not r["Location"].startswith("/pay/sandbox/"):
         raise SystemExit(f"checkout answered {r.status_code} {r.get('Location')}")
+    close_old_connections()
     with capture("pay_page"):
         page = client.get(r["Location"])
-    t2 = time.perf_counter()
+    c2, t2 = time.process_time(), time.perf_counter()
     numbers = ORDER_NUMBER_RE.findall(page.content.decode())
     fields = {
         "out_trade_no": numbers[0],
@@ -131,15 +199,20 @@ def one_order(
         "notify_id": secrets.token_hex(16),
     }
     fields["sign"] = sign(fields, secret)
+    close_old_connections()
     with capture("notify"):
         n = client.post("/payments/notify/sandbox/", fields)
-    t3 = time.perf_counter()
+    c3, t3 = time.process_time(), time.perf_counter()
     if n.content != b"success":
         raise SystemExit(f"notify answered {n.status_code} {n.content[:200]!r}")
     if timings is not None:
         timings["checkout"].append(t1 - t0)
         timings["pay_page"].append(t2 - t1)
         timings["notify"].append(t3 - t2)
+    if cpu is not None:
+        cpu["checkout"].append(c1 - c0)
+        cpu["pay_page"].append(c2 - c1)
+        cpu["notify"].append(c3 - c2)
     return fields
 
 
@@ -163,17 +236,22 @@ def main(args: argparse.Namespace) -> None:
     one_order(
         client, session_key=session_key, csrf=csrf, secret=secret, queries=captured
     )
-    total = 0
+    total = checks = 0
     for name in ("checkout", "pay_page", "notify"):
-        statements = [q["sql"] for q in captured[name].captured_queries]
+        statements = captured[name].statements
         total += len(statements)
-        print(f"\n{name}: {len(statements)} statements")
+        checks += captured[name].health_checks
+        print(
+            f"\n{name}: {len(statements)} statements"
+            f" (+ {captured[name].health_checks} connection health check)"
+        )
         for sql in statements:
             print("   " + sql[:160])
-    print(f"\none paid order: {total} statements")
+    print(f"\none paid order: {total} statements (+ {checks} health checks)")
 
     # 2. wall time per step, and where the CPU went
     timings: dict[str, list[float]] = {"checkout": [], "pay_page": [], "notify": []}
+    cpu: dict[str, list[float]] = {"checkout": [], "pay_page": [], "notify": []}
     backends = {"postgres": lambda: benchlib.pg_backends(DB_NAME)}
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -185,6 +263,7 @@ def main(args: argparse.Namespace) -> None:
                 csrf=csrf,
                 secret=secret,
                 timings=timings,
+                cpu=cpu,
             )
     wall = time.perf_counter() - t0
     django_cpu = time.process_time() - cpu0
@@ -193,9 +272,15 @@ def main(args: argparse.Namespace) -> None:
         f"Django process CPU {django_cpu * 1000 / args.orders:.2f} ms/order, "
         f"PostgreSQL backend CPU {account.seconds['postgres'] * 1000 / args.orders:.2f} ms/order, "
         f"wall {wall * 1000 / args.orders:.2f} ms/order",
-        ["step", "p50 ms", "p99 ms"],
+        ["step", "p50 ms", "p99 ms", "CPU p50 ms", "CPU mean ms"],
         [
-            [name, statistics.median(v) * 1000, benchlib.percentile(v, 99) * 1000]
+            [
+                name,
+                statistics.median(v) * 1000,
+                benchlib.percentile(v, 99) * 1000,
+                statistics.median(cpu[name]) * 1000,
+                statistics.fmean(cpu[name]) * 1000,
+            ]
             for name, v in timings.items()
         ],
     )
@@ -206,21 +291,28 @@ def main(args: argparse.Namespace) -> None:
     from catalog.selectors import sku_get_on_sale
     from orders.models import Order
 
-    def per_call(fn: Any, n: int = 500) -> tuple[float, float]:
+    def per_call(fn: Any, n: int = 500) -> tuple[float, float, float]:
         fn()
         c0, w0 = time.process_time(), time.perf_counter()
-        for _ in range(n):
-            fn()
-        return (time.process_time() - c0) * 1000 / n, (
-            time.perf_counter() - w0
-        ) * 1000 / n
+        with benchlib.CpuAccount(backends) as pg:
+            for _ in range(n):
+                fn()
+        return (
+            (time.process_time() - c0) * 1000 / n,
+            pg.seconds["postgres"] * 1000 / n,
+            (time.perf_counter() - w0) * 1000 / n,
+        )
 
     def select_one() -> None:
         with connection.cursor() as cur:
             cur.execute("SELECT 1")
 
+    def health_check() -> None:
+        connection.is_usable()
+
     calls = {
         "cursor.execute('SELECT 1') (a round trip, no ORM)": select_one,
+        "connection.is_usable() (CONN_HEALTH_CHECKS, per request)": health_check,
         "Order.objects.filter(number=...).first()": lambda: Order.objects.filter(
             number="none"
         ).first(),
@@ -229,12 +321,27 @@ def main(args: argparse.Namespace) -> None:
         ),
     }
     benchlib.print_table(
-        "CPU per call in this process (Python side only; PostgreSQL's work is separate)",
-        ["call", "CPU ms", "wall ms"],
+        "CPU per call: this process (Python) and the PostgreSQL backend",
+        ["call", "CPU ms", "PostgreSQL CPU ms", "wall ms"],
         [[name, *per_call(fn)] for name, fn in calls.items()],
     )
 
-    # 4. cProfile over the same work, counting CPU time (not wall: the machine is shared)
+    # 4. Python function calls per request (deterministic, unlike CPU time)
+    counted: dict[str, list[int]] = {}
+    for _ in range(20):
+        one_order(
+            client, session_key=session_key, csrf=csrf, secret=secret, calls=counted
+        )
+    benchlib.print_table(
+        "Python function calls per request (Python and C functions, median of 20)",
+        ["step", "calls"],
+        [
+            *[[name, statistics.median(v)] for name, v in counted.items()],
+            ["one paid order", sum(statistics.median(v) for v in counted.values())],
+        ],
+    )
+
+    # 5. cProfile over the same work, counting CPU time (not wall: the machine is shared)
     if args.skip_cprofile:
         return
     profiler = cProfile.Profile(time.process_time)
@@ -242,6 +349,8 @@ def main(args: argparse.Namespace) -> None:
     for _ in range(args.orders):
         one_order(client, session_key=session_key, csrf=csrf, secret=secret)
     profiler.disable()
+    if args.pstats:
+        profiler.dump_stats(args.pstats)
     for sort in ("cumulative", "tottime"):
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(args.top)
