@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.schedules import crontab
+from django.db import close_old_connections
 from kombu.entity import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -13,6 +15,24 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("kaquan")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
+    """After each task, what Django does after each request: drop a connection
+    that broke (an error, then a failed `SELECT 1`) or outlived CONN_MAX_AGE.
+
+    CELERY_DB_REUSE_MAX keeps connections between tasks; without this, a
+    connection PostgreSQL dropped would fail every task of its worker until the
+    next scheduled reconnect. Eager tasks run inside a request (or a test's
+    transaction): the request's own handling applies there.
+    """
+    if sender is not None and getattr(sender.request, "is_eager", False):
+        return
+    close_old_connections()
+
+
+signals.task_postrun.connect(_close_old_connections, weak=False)
+
 
 # Top-ups wait on suppliers (slow, retried with backoff): their own queue keeps
 # them from delaying emails, notifies and sweeps on the default queue. Both are

@@ -9,12 +9,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
+from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from catalog.models import BundleItem, Sku
 from fulfillment.selectors import card_code_stock_counts, topup_capacity_by_sku
+from fulfillment.soldout import sold_out_key
+
+logger = logging.getLogger(__name__)
 
 STOCK_IN = "in_stock"
 STOCK_LOW = "low"
@@ -54,14 +60,11 @@ def sku_availability(
     return _availability_and_parts(skus=skus, now=now)[0]
 
 
-def _availability_and_parts(
-    *, skus: list[Sku], now: dt.datetime | None
-) -> tuple[dict[int, Availability], list[BundleItem]]:
-    now = now or timezone.now()
+def _bundle_items(skus: list[Sku]) -> list[BundleItem]:
     bundles = [s.id for s in skus if s.delivery == Sku.Delivery.BUNDLE]
     # Components come with their product and platform: the product page lists a
     # bundle's parts from these very rows rather than asking again.
-    items = (
+    return (
         list(
             BundleItem.objects.filter(bundle_id__in=bundles)
             .select_related("component__product__platform")
@@ -70,6 +73,17 @@ def _availability_and_parts(
         if bundles
         else []
     )
+
+
+def _availability_and_parts(
+    *,
+    skus: list[Sku],
+    now: dt.datetime | None,
+    items: list[BundleItem] | None = None,
+) -> tuple[dict[int, Availability], list[BundleItem]]:
+    now = now or timezone.now()
+    if items is None:
+        items = _bundle_items(skus)
     everything = {s.id: s for s in skus} | {i.component_id: i.component for i in items}
     codes = card_code_stock_counts(
         sku_ids=[
@@ -139,9 +153,25 @@ class SkuOffer:
         return self.availability.available
 
 
-def sku_offers(*, skus: list[Sku], now: dt.datetime | None = None) -> list[SkuOffer]:
-    """Each SKU with its availability (and a bundle's parts), in the order given."""
-    found, items = _availability_and_parts(skus=skus, now=now)
+def sku_offers(
+    *,
+    skus: list[Sku],
+    now: dt.datetime | None = None,
+    items: list[BundleItem] | None = None,
+    cached: bool = False,
+) -> list[SkuOffer]:
+    """Each SKU with its availability (and a bundle's parts), in the order given.
+
+    `items`: the bundles' parts when the caller has them (catalog/cache.py).
+    `cached`: read availability through the short-lived stock cache (pages a rush
+    hits); checkout's reservation stays the only judge of what can be sold.
+    """
+    if items is None:
+        items = _bundle_items(skus)
+    if cached:
+        found = _availability_cached(skus=skus, now=now, items=items)
+    else:
+        found = _availability_and_parts(skus=skus, now=now, items=items)[0]
     return [
         SkuOffer(
             sku=s,
@@ -150,3 +180,46 @@ def sku_offers(*, skus: list[Sku], now: dt.datetime | None = None) -> list[SkuOf
         )
         for s in skus
     ]
+
+
+def _stock_key(sku_id: int) -> str:
+    return f"stock:{sku_id}"
+
+
+def _availability_cached(
+    *, skus: list[Sku], now: dt.datetime | None, items: list[BundleItem]
+) -> dict[int, Availability]:
+    """Availability from the shared cache, counted again at most every
+    STOCK_CACHE_SECONDS per SKU (one cache round trip when warm).
+
+    A SKU flagged sold out by checkout (soldout.py) shows sold out at once. A cache
+    outage falls back to counting: slower, never wrong.
+    """
+    keys = {s.id: _stock_key(s.id) for s in skus}
+    flags = {
+        s.id: sold_out_key(s.id) for s in skus if s.delivery == Sku.Delivery.CARD_CODE
+    }
+    try:
+        hits = cache.get_many([*keys.values(), *flags.values()])
+    except Exception:
+        logger.warning("stock cache unreachable: counting")
+        return _availability_and_parts(skus=skus, now=now, items=items)[0]
+    found: dict[int, Availability] = {}
+    for sku in skus:
+        if hits.get(flags.get(sku.id, "")):
+            found[sku.id] = Availability(0, STOCK_OUT)
+        elif keys[sku.id] in hits:
+            available, state = hits[keys[sku.id]]
+            found[sku.id] = Availability(available, state)
+    missing = [s for s in skus if s.id not in found]
+    if missing:
+        counted = _availability_and_parts(skus=missing, now=now, items=items)[0]
+        found.update(counted)
+        try:
+            cache.set_many(
+                {keys[i]: (a.available, a.state) for i, a in counted.items()},
+                settings.STOCK_CACHE_SECONDS,
+            )
+        except Exception:
+            logger.warning("stock cache unreachable: not stored")
+    return found

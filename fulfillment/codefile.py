@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.utils.translation import gettext as _
@@ -35,6 +36,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _INNER_SPACE = re.compile(r"\s")
 _FORMULA_PREFIXES = frozenset("=+-@")
 SUPPORTED_EXTENSIONS = ("txt", "csv", "xlsx")
+# TXT and CSV are decoded and split this many bytes at a time (cut after a newline),
+# so a million-code file is never held as one str or one list of lines.
+_BLOCK_BYTES = 1024 * 1024
+ERR_NO_CODES = _("文件中没有任何卡密")
 
 
 class MalformedFileError(DomainError):
@@ -73,15 +78,35 @@ def file_format(file_name: str) -> str:
 
 def parse(content: bytes, *, file_name: str) -> ParsedCodes:
     """Read every code in the file, or raise MalformedFileError before anything is imported."""
+    parsed = ParsedCodes()
+    for item in scan(content, file_name=file_name):
+        if isinstance(item, Rejected):
+            parsed.rejected.append(item)
+        else:
+            parsed.codes.append(item)
+    if not parsed.codes and not parsed.rejected:
+        raise MalformedFileError(ERR_NO_CODES)
+    return parsed
+
+
+def scan(content: bytes, *, file_name: str) -> Iterator[tuple[int, str] | Rejected]:
+    """Yield each code as (line, code) and each rejected line, in file order.
+
+    The streaming form of `parse` for the import: TXT and CSV are decoded block by
+    block, so memory does not grow with the file (XLSX is read whole by tablib; its
+    files are small). A malformed line raises MalformedFileError when it is reached,
+    so the caller must not have committed anything before the generator ends. An
+    empty file is the caller's check (ERR_NO_CODES).
+    """
     if len(content) > MAX_FILE_BYTES:
         raise MalformedFileError(_("文件超过 32 MiB，请拆分后导入"))
     fmt = file_format(file_name)
     if fmt == "xlsx":
-        rows = _xlsx_rows(content)
+        rows: Iterator[tuple[int, str]] = iter(_xlsx_rows(content))
+    elif fmt == "txt":
+        rows = _text_rows(content)
     else:
-        text = _decode(content)
-        rows = _text_rows(text) if fmt == "txt" else _csv_rows(text)
-    parsed = ParsedCodes()
+        rows = _csv_rows(content)
     for line, raw in rows:
         _check_line(raw, line)
         value = raw.strip()
@@ -89,22 +114,32 @@ def parse(content: bytes, *, file_name: str) -> ParsedCodes:
             continue  # blank lines are layout, not data
         reason = _rejection_reason(value)
         if reason:
-            parsed.rejected.append(Rejected(line=line, reason=reason))
+            yield Rejected(line=line, reason=reason)
         else:
-            parsed.codes.append((line, value))
-    if not parsed.codes and not parsed.rejected:
-        raise MalformedFileError(_("文件中没有任何卡密"))
-    return parsed
+            yield (line, value)
 
 
-def _decode(content: bytes) -> str:
-    if content.startswith(b"\xef\xbb\xbf"):
-        content = content[3:]  # Excel's UTF-8 BOM
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = content[: exc.start].count(b"\n") + 1
-        raise MalformedFileError(_("不是有效的 UTF-8 文本"), line=line) from None
+def _decoded_blocks(content: bytes) -> Iterator[str]:
+    """The file as UTF-8 text in blocks that each end just after a b"\\n" (bar the last).
+
+    A UTF-8 multi-byte character never contains the byte 0x0a, so no block splits
+    one; and no block ends between the \\r and \\n of a CRLF.
+    """
+    start = 3 if content.startswith(b"\xef\xbb\xbf") else 0  # Excel's UTF-8 BOM
+    newlines_before = 0
+    while start < len(content):
+        cut = content.rfind(b"\n", start, start + _BLOCK_BYTES)
+        end = (
+            len(content) if start + _BLOCK_BYTES >= len(content) or cut < 0 else cut + 1
+        )
+        block = content[start:end]
+        try:
+            yield block.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = newlines_before + block[: exc.start].count(b"\n") + 1
+            raise MalformedFileError(_("不是有效的 UTF-8 文本"), line=line) from None
+        newlines_before += block.count(b"\n")
+        start = end
 
 
 def _check_line(raw: str, line: int) -> None:
@@ -125,12 +160,24 @@ def _rejection_reason(value: str) -> str:
     return ""
 
 
-def _text_rows(text: str) -> list[tuple[int, str]]:
-    return [(number, line) for number, line in enumerate(text.splitlines(), start=1)]
+def _text_rows(content: bytes) -> Iterator[tuple[int, str]]:
+    # splitlines() per block equals splitlines() of the whole text: each block but
+    # the last ends with a line break.
+    number = 0
+    for block in _decoded_blocks(content):
+        for line in block.splitlines():
+            number += 1
+            yield number, line
 
 
-def _csv_rows(text: str) -> list[tuple[int, str]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+def _csv_lines(content: bytes) -> Iterator[str]:
+    # Lines as io.StringIO(text, newline="") gives them (\n, \r\n or \r kept).
+    for block in _decoded_blocks(content):
+        yield from io.StringIO(block, newline="")
+
+
+def _csv_rows(content: bytes) -> Iterator[tuple[int, str]]:
+    reader = csv.reader(_csv_lines(content))
     try:
         header = next(reader)
     except StopIteration:
@@ -138,7 +185,6 @@ def _csv_rows(text: str) -> list[tuple[int, str]]:
     except csv.Error as exc:
         raise MalformedFileError(str(exc), line=1) from None
     column = _code_column(header)
-    rows = []
     try:
         for row in reader:
             line = reader.line_num
@@ -150,10 +196,9 @@ def _csv_rows(text: str) -> list[tuple[int, str]]:
                     % {"expected": len(header), "found": len(row)},
                     line=line,
                 )
-            rows.append((line, row[column]))
+            yield line, row[column]
     except csv.Error as exc:
         raise MalformedFileError(str(exc), line=reader.line_num) from None
-    return rows
 
 
 def _code_column(header: list[str]) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -81,6 +82,27 @@ def fingerprint(code: str) -> str:
     return hmac.new(
         _keyring().fingerprint_key, code.encode(), hashlib.sha256
     ).hexdigest()
+
+
+def fingerprints(codes: Iterable[str]) -> list[str]:
+    """`fingerprint` of many codes: one keyring look-up, the keyed HMAC state copied."""
+    keyed = hmac.new(_keyring().fingerprint_key, digestmod=hashlib.sha256)
+    out = []
+    for code in codes:
+        mac = keyed.copy()
+        mac.update(code.encode())
+        out.append(mac.hexdigest())
+    return out
+
+
+def encrypt_many(codes: Iterable[str]) -> tuple[str, list[str]]:
+    """Encrypt many codes under the newest key; returns (key_id, ciphertexts).
+
+    The import's sealing processes call this: the same Fernet tokens as `seal`.
+    """
+    ring = _keyring()
+    encrypt = ring.fernets[ring.newest_id].encrypt
+    return ring.newest_id, [encrypt(code.encode()).decode() for code in codes]
 
 
 def mask(code: str) -> str:

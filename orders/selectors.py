@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
 
+from catalog import cache as catalog_cache
 from catalog.models import Sku
-from catalog.selectors import sku_get_on_sale
 from fulfillment.availability import SkuOffer, sku_offers
 from fulfillment.models import CardCode, SupplierAttempt, TopUp
 from orders.models import Order, OrderLine, SandboxTrade
@@ -48,10 +49,13 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
 
 def offer_get(*, code: str, now: dt.datetime | None = None) -> SkuOffer | None:
     """One SKU on sale now, by its code, with what can be sold of it; None when not for sale."""
-    sku = sku_get_on_sale(code=code, now=now)
+    now = now or timezone.now()
+    sku = catalog_cache.sku_on_sale(code=code, now=now)
     if sku is None:
         return None
-    return sku_offers(skus=[sku], now=now)[0]
+    # The confirmation page and the sold-out answer show stock from the
+    # short-lived stock cache: checkout's reservation is what decides.
+    return sku_offers(skus=[sku], now=now, cached=True)[0]
 
 
 def order_list_for_user(*, user_id: int) -> QuerySet[Order]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import (
@@ -18,21 +20,26 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import User
+from catalog import cache as catalog_cache
 from catalog.models import Sku
-from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
+from config.lib.pages import render_shared
 from fulfillment.availability import SkuOffer
+from fulfillment.services import OutOfStockError
 from orders import selectors, services
 from orders.forms import CheckoutForm
 from orders.models import Order, SandboxTrade
 from orders.pricing import QuoteError, bundle_items_for, order_quote
 from orders.selectors import offer_get
+from orders.services.checkout import ERR_SOLD_OUT
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +65,30 @@ def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
     return order
 
 
-@login_required
 @require_http_methods(["GET", "POST"])
-def checkout(request: AuthedRequest) -> HttpResponse:
+def checkout(request: HttpRequest) -> HttpResponse:
     """GET: the confirmation page. POST: place the order and go to the gateway.
 
-    A bad input comes back on the confirmation page with the error at its field;
-    nothing is created.
+    A POST for a SKU known to be sold out is answered first, before the shopper's
+    account is even loaded: in a flash sale that is most POSTs, and the answer is
+    the same for everyone (fulfillment/soldout.py). The CSRF check has run.
     """
+    if request.method == "POST":
+        sku = services.checkout_known_sold_out(
+            sku_code=request.POST.get("sku", ""),
+            # The session (a cache read) only to find this click's own order.
+            user_id=request.session.get(SESSION_KEY),
+            client_token=request.POST.get("token", ""),
+        )
+        if sku is not None:
+            return _sold_out(request, sku)
+    return _checkout(request)  # type: ignore[arg-type]  # login_required checks
+
+
+@login_required
+def _checkout(request: AuthedRequest) -> HttpResponse:
+    """A bad input comes back on the confirmation page with the error at its field;
+    nothing is created."""
     data = request.POST if request.method == "POST" else request.GET
     form = CheckoutForm(data)
     sku_code = data.get("sku", "")
@@ -82,11 +105,39 @@ def checkout(request: AuthedRequest) -> HttpResponse:
             client_token=form.cleaned_data["token"],
             ip_address=_client_ip(request),
         )
+    except OutOfStockError as exc:
+        sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
+        if exc.available == 0 and sku is not None:
+            return _sold_out(request, sku)
+        form.add_error(None, exc.message)  # fewer left than asked: change the quantity
+        return _checkout_confirm(request, form, sku_code, status=409)
     except DomainError as exc:
         field = getattr(exc, "field", None)
         form.add_error(field if field in form.fields else None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400 if field else 409)
     return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
+
+
+def _sold_out(request: HttpRequest, sku: Sku) -> HttpResponse:
+    """Nothing left: a flash sale's usual answer (409, no order). The page is the
+    same for everyone, so it is rendered once per SKU and language and names no
+    account (config/lib/pages.py)."""
+
+    def context() -> dict[str, Any]:
+        return {
+            "message": str(ERR_SOLD_OUT) % {"sku": sku.name},
+            "product_url": reverse("storefront:product-detail", args=[sku.product.slug])
+            + f"?sku={sku.code}",
+            "hide_account": True,
+        }
+
+    return render_shared(
+        request,
+        "orders/sold_out.html",
+        context,
+        key=f"sold-out:{catalog_cache.catalog_version()}:{get_language()}:{sku.code}",
+        status=409,
+    )
 
 
 def _checkout_confirm(
@@ -117,7 +168,7 @@ def _checkout_confirm(
 
 def _back_to_product(sku_code: str) -> HttpResponse:
     # Looked up only on the error path: the happy path never needs the product.
-    sku = sku_get_on_sale(code=sku_code)
+    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
     if sku is None:
         return redirect("storefront:home")
     return redirect(
@@ -255,7 +306,7 @@ def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
             return render(
                 request, "orders/sandbox_pay.html", {"trade": trade}, status=400
             )
-        services.sandbox_trade_decide(token=token, pay=action == "pay")
+        services.sandbox_trade_decide(trade=trade, pay=action == "pay")
         return HttpResponseRedirect(trade.return_url)
     return render(request, "orders/sandbox_pay.html", {"trade": trade})
 

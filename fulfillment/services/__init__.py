@@ -1,4 +1,4 @@
-"""Fulfillment services: the card-code vault (codes.py) and suppliers (suppliers.py).
+"""Fulfillment services: the card-code vault (codes.py, code_import.py) and suppliers.
 
 This package was one module; every public name is re-exported here so callers
 keep importing from `fulfillment.services`.
@@ -6,19 +6,21 @@ keep importing from `fulfillment.services`.
 
 from __future__ import annotations
 
-from fulfillment.services.codes import (
+from fulfillment.services.code_import import (
     ERR_NOT_CARD_CODE_SKU,
-    ERR_OUT_OF_STOCK,
     IMPORT_CHUNK,
-    ROTATE_CHUNK,
     CodeImportError,
     ImportResult,
+    card_codes_add,
+    card_codes_import,
+)
+from fulfillment.services.codes import (
+    ERR_OUT_OF_STOCK,
+    ROTATE_CHUNK,
     OutOfStockError,
     card_code_reveal,
-    card_codes_add,
     card_codes_expire,
     card_codes_export,
-    card_codes_import,
     card_codes_mark_sold,
     card_codes_release,
     card_codes_reserve,

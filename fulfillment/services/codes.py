@@ -1,258 +1,43 @@
-"""Card-code services: importing codes into the vault, reserving, selling, revealing."""
+"""Card-code services: reserving, selling, revealing, rotating (importing: code_import.py)."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from catalog.models import Sku
 from config.lib.errors import DomainError
-from fulfillment import codefile, vault
+from fulfillment import vault
 from fulfillment.locks import card_codes_claimable_lock_for_update
-from fulfillment.models import CardCode, CodeAccessLog, CodeBatch
+from fulfillment.models import CardCode, CodeAccessLog
+from fulfillment.services.code_import import (  # restock.py imports it from here
+    card_codes_add as card_codes_add,
+)
 from fulfillment.services.suppliers import supplier_secrets_rotate
+from fulfillment.soldout import sold_out_forget
 
 logger = logging.getLogger(__name__)
 
-IMPORT_CHUNK = 5000
 ROTATE_CHUNK = 2000
 
-ERR_NOT_CARD_CODE_SKU = _("该 SKU 不是卡密类商品，不能导入卡密")
-ERR_OUT_OF_STOCK = _("库存不足：%(sku)s 只剩 %(available)d 件")
+# Lazy: translated when raised, in the shopper's language (not at import).
+ERR_OUT_OF_STOCK = gettext_lazy("库存不足：%(sku)s 只剩 %(available)d 件")
 
 
 class OutOfStockError(DomainError):
     code = "out_of_stock"
 
-
-class CodeImportError(DomainError):
-    code = "import_error"
-
-
-@dataclass
-class ImportResult:
-    batch: CodeBatch | None
-    imported: int
-    duplicates: int
-    rejected: int
-    rejected_lines: list[codefile.Rejected] = field(default_factory=list)
-    preview: list[str] = field(default_factory=list)  # masked, e.g. AB****9Z
-
-
-def card_codes_import(
-    *,
-    sku: Sku,
-    content: bytes,
-    file_name: str,
-    actor: User | None,
-    source: str = "",
-    cost_price: Decimal | None = None,
-    expires_at: dt.datetime | None = None,
-    note: str = "",
-    dry_run: bool = False,
-    max_codes: int | None = None,
-) -> ImportResult:
-    """Import a code file into a new batch, encrypted, skipping duplicates.
-
-    1. Parse the whole file first: a malformed file raises before any write.
-    2. Fingerprint every code (HMAC) and drop in-file repeats and codes the vault
-       already holds, without decrypting anything and before encrypting anything.
-    3. Seal only the new codes (Fernet) and insert them in chunks with ON CONFLICT
-       DO NOTHING against (sku, fingerprint), which also covers a concurrent import.
-    `max_codes` bounds one import (the admin's, which runs inside a web request).
-    Raises: MalformedFileError, CodeImportError.
-    Idempotent: importing the same file twice imports nothing the second time.
-    """
-    if sku.delivery != Sku.Delivery.CARD_CODE:
-        raise CodeImportError(ERR_NOT_CARD_CODE_SKU)
-    if expires_at is not None and expires_at <= timezone.now():
-        raise CodeImportError(_("过期时间必须晚于现在"))
-    if cost_price is not None and cost_price < 0:
-        raise CodeImportError(_("进价不能为负数"))
-    parsed = codefile.parse(content, file_name=file_name)
-    if max_codes is not None and len(parsed.codes) > max_codes:
-        raise CodeImportError(
-            _(
-                "文件有 %(n)d 个卡密，超过本入口一次 %(max)d 个的上限；请拆分，或用 import_codes 命令导入"
-            )
-            % {"n": len(parsed.codes), "max": max_codes}
-        )
-
-    unique: dict[str, str] = {}  # fingerprint -> code, first occurrence wins
-    for _line, code in parsed.codes:
-        unique.setdefault(vault.fingerprint(code), code)
-    in_file_duplicates = len(parsed.codes) - len(unique)
-    existing = _existing_fingerprints(sku_id=sku.id, fingerprints=list(unique))
-    new = [(fp, code) for fp, code in unique.items() if fp not in existing]
-    preview = [vault.mask(code) for _fp, code in new[:20]]
-
-    if dry_run:
-        return ImportResult(
-            batch=None,
-            imported=len(new),
-            duplicates=in_file_duplicates + len(existing),
-            rejected=len(parsed.rejected),
-            rejected_lines=parsed.rejected,
-            preview=preview,
-        )
-
-    sealed = [vault.seal(code, known_fingerprint=fp) for fp, code in new]
-    with transaction.atomic():
-        batch = CodeBatch.objects.create(
-            sku=sku,
-            source=source,
-            cost_price=cost_price,
-            expires_at=expires_at,
-            note=note,
-            file_name=file_name[:200],
-            created_by=actor,
-        )
-        _card_codes_insert(batch=batch, sealed=sealed)
-        imported = CardCode.objects.filter(batch=batch).count()
-        batch.imported_count = imported
-        batch.duplicate_count = len(parsed.codes) - imported
-        batch.rejected_count = len(parsed.rejected)
-        batch.save(
-            update_fields=["imported_count", "duplicate_count", "rejected_count"]
-        )
-    logger.info(
-        "code batch %s imported for sku %s: imported=%d duplicates=%d rejected=%d",
-        batch.pk,
-        sku.code,
-        batch.imported_count,
-        batch.duplicate_count,
-        batch.rejected_count,
-    )
-    return ImportResult(
-        batch=batch,
-        imported=batch.imported_count,
-        duplicates=batch.duplicate_count,
-        rejected=batch.rejected_count,
-        rejected_lines=parsed.rejected,
-        preview=preview,
-    )
-
-
-def card_codes_add(
-    *,
-    sku: Sku,
-    codes: Sequence[str],
-    source: str,
-    cost_price: Decimal | None,
-    expires_at: dt.datetime | None,
-    note: str,
-) -> ImportResult:
-    """Seal codes held in memory (a supplier's cards) into a new batch; no file, no disk.
-
-    The codes take the import's own path (parsing rules, de-duplication, sealing)
-    as in-memory TXT lines. A code that is not one line of printable text is
-    counted as rejected here, rather than split into two lines or failing the
-    whole batch as a malformed file would. Runs inside the caller's transaction
-    when there is one. Raises: CodeImportError, MalformedFileError.
-    """
-    lines = [code for code in codes if code and code.isprintable()]
-    if not lines:
-        raise CodeImportError(_("没有可导入的卡密"))
-    result = card_codes_import(
-        sku=sku,
-        content="\n".join(lines).encode(),
-        file_name="",
-        actor=None,
-        source=source,
-        cost_price=cost_price,
-        expires_at=expires_at,
-        note=note,
-    )
-    split = len(codes) - len(lines)
-    if split and result.batch is not None:
-        result.batch.rejected_count += split
-        result.batch.save(update_fields=["rejected_count"])
-        result.rejected += split
-    return result
-
-
-def _card_codes_insert(*, batch: CodeBatch, sealed: list[vault.Sealed]) -> None:
-    """Insert sealed codes into a batch, skipping (sku, fingerprint) conflicts.
-
-    On PostgreSQL: COPY into a temporary table, then one INSERT ... SELECT ...
-    ON CONFLICT DO NOTHING. Building 100,000 model instances cost half of an
-    import (docs/PERFORMANCE.md); COPY skips that. Elsewhere (the SQLite demo):
-    bulk_create in chunks.
-    """
-    if connection.vendor != "postgresql":
-        rows = [
-            CardCode(
-                sku_id=batch.sku_id,
-                batch=batch,
-                ciphertext=item.ciphertext,
-                key_id=item.key_id,
-                fingerprint=item.fingerprint,
-                hint=item.hint,
-                expires_at=batch.expires_at,
-            )
-            for item in sealed
-        ]
-        for start in range(0, len(rows), IMPORT_CHUNK):
-            CardCode.objects.bulk_create(
-                rows[start : start + IMPORT_CHUNK], ignore_conflicts=True
-            )
-        return
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(
-        (item.ciphertext, item.key_id, item.fingerprint, item.hint) for item in sealed
-    )
-    buffer.seek(0)
-    column = {f.name: f.column for f in CardCode._meta.concrete_fields}
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE kq_code_import "
-            "(ciphertext text, key_id text, fingerprint text, hint text) ON COMMIT DROP"
-        )
-        cursor.cursor.copy_expert(
-            "COPY kq_code_import (ciphertext, key_id, fingerprint, hint) FROM STDIN WITH (FORMAT csv)",
-            buffer,
-        )
-        # Identifiers come from the model's own metadata; values are parameters.
-        cursor.execute(
-            f"INSERT INTO {CardCode._meta.db_table} "  # noqa: S608
-            f"({column['sku']}, {column['batch']}, {column['ciphertext']}, {column['key_id']}, "
-            f"{column['fingerprint']}, {column['hint']}, {column['status']}, "
-            f"{column['expires_at']}, {column['created_at']}) "
-            "SELECT %s, %s, ciphertext, key_id, fingerprint, hint, %s, %s, %s FROM kq_code_import "
-            f"ON CONFLICT ({column['sku']}, {column['fingerprint']}) DO NOTHING",
-            [
-                batch.sku_id,
-                batch.id,
-                CardCode.Status.AVAILABLE,
-                batch.expires_at,
-                timezone.now(),
-            ],
-        )
-        # Dropped now, not only on commit: an outer transaction may import again.
-        cursor.execute("DROP TABLE kq_code_import")
-
-
-def _existing_fingerprints(*, sku_id: int, fingerprints: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(fingerprints), IMPORT_CHUNK):
-        found.update(
-            CardCode.objects.filter(
-                sku_id=sku_id,
-                fingerprint__in=fingerprints[start : start + IMPORT_CHUNK],
-            ).values_list("fingerprint", flat=True)
-        )
-    return found
+    def __init__(self, message: str = "", *, sku_id: int, available: int) -> None:
+        super().__init__(message)
+        self.sku_id = sku_id
+        # Free codes the reservation found (0: the SKU is empty for now).
+        self.available = available
 
 
 def card_codes_reserve(
@@ -268,7 +53,9 @@ def card_codes_reserve(
     )
     if len(ids) < quantity:
         raise OutOfStockError(
-            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": len(ids)}
+            str(ERR_OUT_OF_STOCK) % {"sku": sku.name, "available": len(ids)},
+            sku_id=sku.id,
+            available=len(ids),
         )
     # Conditional UPDATE: the status guard is the second line of defence after the lock.
     updated = CardCode.objects.filter(
@@ -278,31 +65,51 @@ def card_codes_reserve(
     )
     if updated != quantity:
         raise OutOfStockError(
-            ERR_OUT_OF_STOCK % {"sku": sku.name, "available": updated}
+            str(ERR_OUT_OF_STOCK) % {"sku": sku.name, "available": updated},
+            sku_id=sku.id,
+            available=updated,
         )
     return ids
 
 
 def card_codes_release(*, order_line_ids: list[int]) -> int:
-    """Return the reserved codes of these lines to stock. Idempotent."""
-    return CardCode.objects.filter(
+    """Return the reserved codes of these lines to stock. Idempotent.
+
+    Lowers the sold-out flag of their SKUs once the caller commits.
+    """
+    held = CardCode.objects.filter(
         order_line_id__in=order_line_ids, status=CardCode.Status.RESERVED
-    ).update(status=CardCode.Status.AVAILABLE, order_line=None, reserved_at=None)
+    )
+    sku_ids = set(held.values_list("sku_id", flat=True).distinct())
+    if not sku_ids:
+        return 0
+    sold_out_forget(sku_ids)
+    return held.update(
+        status=CardCode.Status.AVAILABLE, order_line=None, reserved_at=None
+    )
 
 
-def card_codes_mark_sold(*, order_line_id: int, quantity: int, now: dt.datetime) -> int:
-    """Turn a line's reserved codes into sold ones; returns how many are sold now.
+def card_codes_mark_sold(
+    *, quantities: dict[int, int], now: dt.datetime
+) -> dict[int, int]:
+    """Turn the reserved codes of these lines (id → quantity bought) into sold ones.
 
+    One UPDATE for all the lines. Returns how many codes each line has sold now.
     Idempotent: codes already sold stay as they are.
     """
     updated = CardCode.objects.filter(
-        order_line_id=order_line_id, status=CardCode.Status.RESERVED
+        order_line_id__in=quantities, status=CardCode.Status.RESERVED
     ).update(status=CardCode.Status.SOLD, sold_at=now)
-    if updated == quantity:
-        return updated  # the usual case: no second query
-    return CardCode.objects.filter(
-        order_line_id=order_line_id, status=CardCode.Status.SOLD
-    ).count()
+    if len(quantities) == 1 and updated == sum(quantities.values()):
+        return dict(quantities)  # the usual case (one line): no second query
+    # Several lines (a bundle) share one row count, or a line came up short
+    # (a re-run): count each line's sold codes.
+    sold = dict.fromkeys(quantities, 0)
+    for line_id in CardCode.objects.filter(
+        order_line_id__in=quantities, status=CardCode.Status.SOLD
+    ).values_list("order_line_id", flat=True):
+        sold[line_id] += 1
+    return sold
 
 
 def card_code_reveal(

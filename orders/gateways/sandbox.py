@@ -59,24 +59,32 @@ class SandboxGateway:
     ack_body = "success"
 
     def payment_start(self, *, order: Order, notify_url: str, return_url: str) -> str:
-        from orders.models import SandboxTrade
+        from django.db.models import Subquery
 
-        # One open trade per order: a second "pay" click reuses it.
-        trade = SandboxTrade.objects.filter(
+        from orders.models import OrderLine, SandboxTrade
+
+        # One open trade per order: a second "pay" click reuses it. One read
+        # answers both what is open and what the trade is for: the order's lines,
+        # each carrying the token of a waiting trade when there is one.
+        waiting = SandboxTrade.objects.filter(
             out_trade_no=order.number, status=SandboxTrade.Status.WAITING
-        ).first()
-        if trade is None:
-            trade = SandboxTrade.objects.create(
+        )
+        lines = list(
+            OrderLine.objects.filter(order_id=order.id)
+            .annotate(open_token=Subquery(waiting.values("token")[:1]))
+            .values_list("sku_name", "quantity", "open_token")
+        )
+        token = next((t for _, _, t in lines if t), None)
+        if token is None:
+            token = SandboxTrade.objects.create(
                 trade_no="SBX" + secrets.token_hex(12).upper(),
                 out_trade_no=order.number,
-                subject=", ".join(
-                    f"{line.sku_name} × {line.quantity}" for line in order.lines.all()
-                )[:200],
+                subject=", ".join(f"{name} × {qty}" for name, qty, _ in lines)[:200],
                 total_amount=order.total_amount,
                 notify_url=notify_url,
                 return_url=return_url,
-            )
-        return reverse("orders:sandbox-pay", args=[trade.token])
+            ).token
+        return reverse("orders:sandbox-pay", args=[token])
 
     def notify_parse(self, fields: dict[str, str]) -> ParsedNotify:
         missing = [f for f in (*NOTIFY_FIELDS, "sign") if not fields.get(f)]

@@ -8,17 +8,24 @@ from functools import partial
 
 import httpx
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
+from catalog import cache as catalog_cache
 from catalog.models import Sku
-from catalog.selectors import sku_get_on_sale
 from config.lib.errors import DomainError
 from fulfillment.selectors import topup_capacity_by_sku
-from fulfillment.services import card_codes_release, card_codes_reserve
+from fulfillment.services import (
+    OutOfStockError,
+    card_codes_release,
+    card_codes_reserve,
+)
+from fulfillment.soldout import sold_out_key, sold_out_note
 from orders.gateways import gateways_all
 from orders.locks import order_lock_for_update_by_id, user_lock_for_update
 from orders.models import Order, OrderEvent, OrderLine
@@ -46,6 +53,7 @@ class CheckoutTokenReusedError(CheckoutError):
     code = "token_reused"
 
 
+ERR_SOLD_OUT = gettext_lazy("%(sku)s 已售罄")
 ERR_TOPUP_UNAVAILABLE = gettext_lazy("充值渠道暂时无法充值，请稍后再试")
 ERR_TOKEN_REUSED = gettext_lazy(
     "这个下单页面已经提交过另一笔订单（商品、数量或充值账号不同）。请返回商品页重新下单。"
@@ -78,55 +86,160 @@ def order_place(
     Idempotent: on client_token.
     """
     now = now or timezone.now()
-    sku = sku_get_on_sale(code=sku_code, now=now)
+    sku = catalog_cache.sku_on_sale(code=sku_code, now=now)
     if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
     quote = order_quote(sku=sku, quantity=quantity, recharge_account=recharge_account)
+    # A rush's usual answer, from one cache read: no lock, no write (soldout.py).
+    # A double click whose first click took the last code still finds its order.
+    if sku.delivery == Sku.Delivery.CARD_CODE:
+        sold_out, placed_id = _sold_out_or_placed(
+            sku_id=sku.id, user_id=user.pk, client_token=client_token
+        )
+        if sold_out:
+            placed = (
+                Order.objects.filter(pk=placed_id, user_id=user.pk).first()
+                if placed_id
+                else None
+            )
+            if placed is not None and _same_request(placed, quote):
+                return placed
+            raise OutOfStockError(
+                str(ERR_SOLD_OUT) % {"sku": sku.name}, sku_id=sku.id, available=0
+            )
     topups = [x.sku.id for x in quote.leaves if x.delivery == Sku.Delivery.DIRECT_TOPUP]
     # Top-ups reserve nothing, so this is their stock check: a supplier must be
     # able to take them now, or the shopper would pay only to be refunded.
     if topups and not all(topup_capacity_by_sku(sku_ids=topups).values()):
         raise SkuUnavailableError(str(ERR_TOPUP_UNAVAILABLE))
 
-    with transaction.atomic():
-        user_lock_for_update(user_id=user.pk)
-        if client_token:
-            existing = Order.objects.filter(
-                user_id=user.pk, client_token=client_token
-            ).first()
+    try:
+        with transaction.atomic():
+            user_lock_for_update(user_id=user.pk)
+            # One read answers both questions: the order this token made, and
+            # how many unpaid orders the shopper holds (at most the limit).
+            held = _orders_unpaid_or_token(
+                user_id=user.pk, client_token=client_token, now=now
+            )
+            existing = next(
+                (o for o in held if client_token and o.client_token == client_token),
+                None,
+            )
             if existing is not None:
                 if not _same_request(existing, quote):
                     raise CheckoutTokenReusedError(str(ERR_TOKEN_REUSED))
                 return existing
-        unpaid = Order.objects.filter(
-            user_id=user.pk, status=Order.Status.PENDING, expires_at__gt=now
-        ).count()
-        if unpaid >= settings.ORDER_MAX_UNPAID_PER_USER:
-            raise TooManyUnpaidOrdersError(
-                _("您已有 %(n)d 笔未支付订单，请先支付或等待其过期后再下单")
-                % {"n": unpaid}
-            )
-        order = Order.objects.create(
-            user_id=user.pk,
-            email=getattr(user, "email", ""),
-            total_amount=quote.total,
-            client_token=client_token,
-            ip_address=ip_address,
-            expires_at=now
-            + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
-        )
-        for line in _lines_create(order=order, quote=quote):
-            if line.delivery == Sku.Delivery.CARD_CODE:
-                card_codes_reserve(
-                    sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
+            unpaid = len(held)
+            if unpaid >= settings.ORDER_MAX_UNPAID_PER_USER:
+                raise TooManyUnpaidOrdersError(
+                    _("您已有 %(n)d 笔未支付订单，请先支付或等待其过期后再下单")
+                    % {"n": unpaid}
                 )
-        OrderEvent.objects.create(
-            order=order,
-            kind=OrderEvent.Kind.PLACED,
-            actor_id=user.pk,
-            detail={"sku": sku.code, "quantity": quantity, "total": str(quote.total)},
-        )
+            order = Order.objects.create(
+                user_id=user.pk,
+                email=getattr(user, "email", ""),
+                total_amount=quote.total,
+                client_token=client_token,
+                ip_address=ip_address,
+                expires_at=now
+                + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
+            )
+            for line in _lines_create(order=order, quote=quote):
+                if line.delivery == Sku.Delivery.CARD_CODE:
+                    card_codes_reserve(
+                        sku=line.sku,
+                        order_line_id=line.id,
+                        quantity=line.quantity,
+                        now=now,
+                    )
+            if client_token:
+                transaction.on_commit(
+                    partial(_remember_placed, user.pk, client_token, order.pk)
+                )
+            OrderEvent.objects.create(
+                order=order,
+                kind=OrderEvent.Kind.PLACED,
+                actor_id=user.pk,
+                detail={
+                    "sku": sku.code,
+                    "quantity": quantity,
+                    "total": str(quote.total),
+                },
+            )
+    except OutOfStockError as exc:
+        if exc.available == 0:  # after the rollback: nothing was written
+            sold_out_note(exc.sku_id)
+        raise
     return order
+
+
+def _orders_unpaid_or_token(
+    *, user_id: int, client_token: str, now: dt.datetime
+) -> list[Order]:
+    """The shopper's unpaid orders still payable, plus the one `client_token` made."""
+    wanted = Q(status=Order.Status.PENDING, expires_at__gt=now)
+    if client_token:
+        wanted |= Q(client_token=client_token)
+    return list(Order.objects.filter(wanted, user_id=user_id).order_by())
+
+
+def checkout_known_sold_out(
+    *,
+    sku_code: str,
+    user_id: int | str | None,
+    client_token: str,
+    now: dt.datetime | None = None,
+) -> Sku | None:
+    """The SKU, when checkout may answer "sold out" before anything else.
+
+    That is: a card-code SKU on sale whose sold-out flag is up, for a click whose
+    token has placed no order (a double click after the flag goes the long way and
+    finds its order). Cache reads only: no SQL, no lock, no write; a cache outage
+    answers None (the reservation decides).
+    """
+    sku = catalog_cache.sku_on_sale(code=sku_code, now=now or timezone.now())
+    if sku is None or sku.delivery != Sku.Delivery.CARD_CODE:
+        return None
+    sold_out, placed = _sold_out_or_placed(
+        sku_id=sku.id,
+        user_id=user_id or 0,
+        client_token=client_token if user_id else "",
+    )
+    return sku if sold_out and not placed else None
+
+
+def _placed_key(user_id: int | str, client_token: str) -> str:
+    return f"placed:{user_id}:{client_token}"
+
+
+def _remember_placed(user_id: int, client_token: str, order_id: int) -> None:
+    """After commit: this checkout token made this order (for the sold-out path)."""
+    try:
+        cache.set(
+            _placed_key(user_id, client_token),
+            order_id,
+            settings.ORDER_PAYMENT_TIMEOUT_MINUTES * 60,
+        )
+    except Exception:
+        logger.warning("placed order not remembered: cache unreachable")
+
+
+def _sold_out_or_placed(
+    *, sku_id: int, user_id: int | str, client_token: str
+) -> tuple[bool, int | None]:
+    """Whether the SKU is flagged sold out, and the order this token already
+    placed if any: one cache round trip, no SQL. A cache outage answers
+    (False, None): the reservation then decides, as without the flag."""
+    keys = [sold_out_key(sku_id)]
+    if client_token:
+        keys.append(_placed_key(user_id, client_token))
+    try:
+        found = cache.get_many(keys)
+    except Exception:
+        logger.warning("sold-out flag unreadable: cache unreachable")
+        return False, None
+    placed = found.get(keys[-1]) if client_token else None
+    return bool(found.get(keys[0])), placed
 
 
 def _same_request(order: Order, quote: Quote) -> bool:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -43,6 +45,14 @@ class RevealError(DomainError):
     code = "reveal_error"
 
 
+@dataclass(frozen=True)
+class _Paid:
+    """The move to paid, decided but not written yet: it goes into the order's next UPDATE."""
+
+    fields: dict[str, Any]
+    event: OrderEvent
+
+
 def order_mark_paid(
     *,
     order: Order,
@@ -54,72 +64,85 @@ def order_mark_paid(
 
     With a `hold_reason` (a risk rule fired) the order waits in `review` with its
     stock still reserved, and nothing is delivered until an operator approves.
+    The move to paid is written together with the state delivery leaves the
+    order in (one UPDATE, e.g. pending → paid → delivered), and its event with
+    the others (one INSERT).
     The caller holds the Order row lock and has written `payment`.
     Raises: IllegalTransitionError when the order is not pending or cancelled.
     """
     now = now or timezone.now()
-    order_move(
-        order,
-        Order.Status.PAID,
-        now=now,
-        paid_at=now,
-        paid_amount=order.paid_amount + payment.amount,
-    )
-    OrderEvent.objects.create(
-        order=order, kind=OrderEvent.Kind.PAID, detail={"trade_no": payment.trade_no}
+    paid = _Paid(
+        fields={"paid_at": now, "paid_amount": order.paid_amount + payment.amount},
+        event=OrderEvent(
+            order=order,
+            kind=OrderEvent.Kind.PAID,
+            detail={"trade_no": payment.trade_no},
+        ),
     )
     if hold_reason:
-        order_move(order, Order.Status.REVIEW, now=now)
-        OrderEvent.objects.create(
-            order=order, kind=OrderEvent.Kind.REVIEW, detail={"reason": hold_reason}
+        order_move(
+            order, Order.Status.REVIEW, via=(Order.Status.PAID,), now=now, **paid.fields
+        )
+        OrderEvent.objects.bulk_create(
+            [
+                paid.event,
+                OrderEvent(
+                    order=order,
+                    kind=OrderEvent.Kind.REVIEW,
+                    detail={"reason": hold_reason},
+                ),
+            ]
         )
         return
-    order_fulfil(order=order, now=now)
+    _fulfil(order=order, now=now, paid=paid)
 
 
 def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderLine]:
     """Deliver every reserved line of a paid order by its kind; returns the lines.
 
-    1. Card codes: the line's reserved codes become sold, the line delivered.
+    1. Card codes: the lines' reserved codes become sold (one UPDATE for all
+       lines), the lines delivered.
     2. Top-ups: the line goes `delivering` and its supplier work is recorded
        (the worker picks it up after commit).
     3. Settle the order from its lines.
     Runs in the caller's transaction with the Order row locked.
     Idempotent: lines already past `reserved` are left alone.
     """
-    now = now or timezone.now()
-    lines = list(order.lines.all())
-    codes_done = []
-    for line in lines:
-        if line.status != LS.RESERVED or line.delivery != Sku.Delivery.CARD_CODE:
-            continue
-        sold = card_codes_mark_sold(
-            order_line_id=line.id, quantity=line.quantity, now=now
-        )
-        if sold == line.quantity:
-            codes_done.append(line)
-        else:
-            # The reservation constraints make this impossible; an operator decides.
-            logger.error(
-                "order %s line %s has %d of %d codes; left for an operator",
-                order.number,
-                line.id,
-                sold,
-                line.quantity,
-            )
-    lines_move(codes_done, LS.DELIVERED, now=now, delivered_at=now)
+    return _fulfil(order=order, now=now or timezone.now(), paid=None)
 
-    topups = [
-        line
-        for line in lines
-        if line.status == LS.RESERVED and line.delivery == Sku.Delivery.DIRECT_TOPUP
-    ]
+
+def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[OrderLine]:
+    lines = list(order.lines.all())
+    reserved = [line for line in lines if line.status == LS.RESERVED]
+    codes = [line for line in reserved if line.delivery == Sku.Delivery.CARD_CODE]
+    if codes:
+        sold = card_codes_mark_sold(
+            quantities={line.id: line.quantity for line in codes}, now=now
+        )
+        for line in codes:
+            if sold[line.id] != line.quantity:
+                # The reservation constraints make this impossible; an operator decides.
+                logger.error(
+                    "order %s line %s has %d of %d codes; left for an operator",
+                    order.number,
+                    line.id,
+                    sold[line.id],
+                    line.quantity,
+                )
+        lines_move(
+            [line for line in codes if sold[line.id] == line.quantity],
+            LS.DELIVERED,
+            now=now,
+            delivered_at=now,
+        )
+
+    topups = [line for line in reserved if line.delivery == Sku.Delivery.DIRECT_TOPUP]
     if topups:
         from fulfillment.services import topups_start_for_lines
 
         lines_move(topups, LS.DELIVERING, now=now)
         topups_start_for_lines(lines=topups, now=now)
-    order_settle(order=order, lines=lines, now=now)
+    _settle(order=order, lines=lines, now=now, paid=paid)
     return lines
 
 
@@ -135,29 +158,46 @@ def order_settle(
     refunded; anything still open → fulfilling. Returns the order's state.
     Runs with the Order row locked. Idempotent.
     """
-    now = now or timezone.now()
-    if order.status in (Order.Status.PENDING, Order.Status.CANCELLED):
-        return order.status
+    return _settle(order=order, lines=lines, now=now or timezone.now(), paid=None)
+
+
+def _settle(
+    *,
+    order: Order,
+    lines: list[OrderLine] | None,
+    now: dt.datetime,
+    paid: _Paid | None,
+) -> str:
+    # Being paid right now, the order is paid for every decision below.
+    status = Order.Status.PAID if paid is not None else order.status
+    if status in (Order.Status.PENDING, Order.Status.CANCELLED):
+        return status
     lines = list(order.lines.all()) if lines is None else lines
     _bundles_settle(lines, now)
     settled = settled_status(lines)
+    fields = dict(paid.fields) if paid is not None else {}
+    events = [paid.event] if paid is not None else []
+    target: str
     if settled is None:
-        if order.status in (Order.Status.PAID, Order.Status.REVIEW):
-            order_move(order, Order.Status.FULFILLING, now=now)
-        return order.status
-    if settled == order.status:
-        return settled
-    fields = {}
-    if settled == Order.Status.DELIVERED or (
-        settled == Order.Status.PARTIALLY_REFUNDED and order.delivered_at is None
-    ):
-        fields["delivered_at"] = now
-    order_move(order, settled, now=now, **fields)
-    OrderEvent.objects.create(order=order, kind=_SETTLED_EVENTS[settled])
-    if any(line.status == LS.DELIVERED for line in lines):
+        if status not in (Order.Status.PAID, Order.Status.REVIEW):
+            return status  # past paid already: nothing to move (never while being paid)
+        target = Order.Status.FULFILLING
+    elif settled == status:
+        return settled  # nothing changed (never while being paid)
+    else:
+        target = settled
+        if settled == Order.Status.DELIVERED or (
+            settled == Order.Status.PARTIALLY_REFUNDED and order.delivered_at is None
+        ):
+            fields["delivered_at"] = now
+        events.append(OrderEvent(order=order, kind=_SETTLED_EVENTS[settled]))
+    via = (Order.Status.PAID,) if paid is not None else ()
+    order_move(order, target, via=via, now=now, **fields)
+    OrderEvent.objects.bulk_create(events)
+    if settled is not None and any(line.status == LS.DELIVERED for line in lines):
         # What they got: codes to reveal, accounts credited (one email per order).
         order_email_queue(order=order, kind=OrderEmail.Kind.DELIVERED)
-    return settled
+    return target
 
 
 def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:

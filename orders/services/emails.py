@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from config.lib.db import row_insert_once
 from config.lib.tasks import enqueue_or_leave_for_sweep
 from orders.models import Order, OrderEmail, OrderEvent, Refund
 
@@ -38,22 +39,17 @@ _TEMPLATES = {
 def order_email_queue(
     *, order: Order, kind: str, refund: Refund | None = None
 ) -> OrderEmail | None:
-    """Write the outbox row and queue its task after commit.
+    """Write the outbox row and queue its task after commit; None when it was written before.
 
-    Idempotent per (order, kind), or per refund for refund emails: one email per refund.
+    Idempotent per (order, kind), or per refund for refund emails: one email per
+    refund (the unique keys say so; a second call writes nothing, in one statement).
     """
     if not order.email:
         return None
-    if refund is not None:
-        email, created = OrderEmail.objects.get_or_create(
-            refund=refund, defaults={"order": order, "kind": kind, "to": order.email}
-        )
-    else:
-        email, created = OrderEmail.objects.get_or_create(
-            order=order, kind=kind, refund=None, defaults={"to": order.email}
-        )
-    if created:
-        transaction.on_commit(partial(order_email_dispatch, email_id=email.id))
+    email = OrderEmail(order=order, kind=kind, refund=refund, to=order.email)
+    if not row_insert_once(email):
+        return None
+    transaction.on_commit(partial(order_email_dispatch, email_id=email.id))
     return email
 
 

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import Sku
+from config.lib.db import row_insert_once
 from config.lib.errors import DomainError
 from fulfillment.services import OutOfStockError, card_codes_reserve
 from orders.gateways import NotifyRejected, ParsedNotify, gateway_get
@@ -143,16 +144,17 @@ def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> 
     Returns the notify outcome; DUPLICATE when this trade was already recorded.
     """
     now = timezone.now()
-    # Under the order lock a repeated notify for this order cannot race us; the
-    # unique (gateway, trade_no) key still refuses a trade replayed on another order.
-    if Payment.objects.filter(gateway=gateway_name, trade_no=parsed.trade_no).exists():
-        return Outcome.DUPLICATE
-    payment = Payment.objects.create(
+    payment = Payment(
         order=order,
         gateway=gateway_name,
         trade_no=parsed.trade_no,
         amount=parsed.amount,
     )
+    # A repeated notify is expected (gateways retry until acknowledged): the
+    # unique (gateway, trade_no) key answers it, and refuses a trade replayed on
+    # another order.
+    if not row_insert_once(payment, unique=("gateway", "trade_no")):
+        return Outcome.DUPLICATE
     if order.status not in (Order.Status.PENDING, Order.Status.CANCELLED):
         # Paid twice (two trades for one order): the second payment goes back whole.
         paid = order.paid_amount + parsed.amount
@@ -208,32 +210,36 @@ def _order_reopen(*, order: Order, now: dt.datetime) -> bool:
     return True
 
 
-def sandbox_trade_decide(*, token: str, pay: bool) -> SandboxTrade | None:
+def sandbox_trade_decide(*, trade: SandboxTrade, pay: bool) -> bool:
     """The shopper clicked pay or cancel on the sandbox page: settle the trade, send the notify.
 
     Claim idiom: waiting → paid/closed happens once; a double click finds it settled
     and sends nothing. The notify goes out after commit through Celery over HTTP,
     retried until our endpoint replies `success`, as a real gateway would.
+    Returns True when this call settled it.
     """
     from orders.tasks import sandbox_notify_deliver_task
 
     new_status = SandboxTrade.Status.PAID if pay else SandboxTrade.Status.CLOSED
-    with transaction.atomic():
-        claimed = SandboxTrade.objects.filter(
-            token=token, status=SandboxTrade.Status.WAITING
-        ).update(status=new_status)
-        trade = SandboxTrade.objects.filter(token=token).first()
-        if claimed == 1 and trade is not None:
-            transaction.on_commit(
-                partial(
-                    sandbox_notify_deliver_task.delay,
-                    trade_id=trade.id,
-                    trade_status=sandbox_gateway.TRADE_SUCCESS
-                    if pay
-                    else sandbox_gateway.TRADE_CLOSED,
-                )
-            )
-    return trade
+    now = timezone.now()
+    # One statement, no transaction of its own: the task is queued only after
+    # the claim has committed (autocommit), and only by the request that made it.
+    claimed = SandboxTrade.objects.filter(
+        pk=trade.pk, status=SandboxTrade.Status.WAITING
+    ).update(status=new_status, updated_at=now)
+    if claimed != 1:
+        return False
+    trade.status, trade.updated_at = new_status, now
+    transaction.on_commit(
+        partial(
+            sandbox_notify_deliver_task.delay,
+            trade_id=trade.id,
+            trade_status=sandbox_gateway.TRADE_SUCCESS
+            if pay
+            else sandbox_gateway.TRADE_CLOSED,
+        )
+    )
+    return True
 
 
 def sandbox_notify_deliver(*, trade_id: int, trade_status: str) -> bool:

@@ -216,6 +216,38 @@ def test_order_move_refuses_an_illegal_transition(alice, qq_topup):
     assert order.status == Order.Status.PENDING
 
 
+def test_order_move_through_paid_checks_every_step_and_writes_once(
+    alice, qq_topup, django_assert_num_queries
+):
+    order = order_place(
+        user=alice, sku_code="TX-DIRECT", quantity=1, recharge_account="12345678"
+    )
+
+    with django_assert_num_queries(1):
+        order_move(
+            order,
+            Order.Status.FULFILLING,
+            via=(Order.Status.PAID,),
+            paid_amount=order.total_amount,
+        )
+
+    order.refresh_from_db()
+    assert (order.status, order.paid_amount) == ("fulfilling", order.total_amount)
+
+
+def test_order_move_refuses_an_illegal_step_on_the_way(alice, qq_topup):
+    order = order_place(
+        user=alice, sku_code="TX-DIRECT", quantity=1, recharge_account="12345678"
+    )
+
+    with pytest.raises(IllegalTransitionError):
+        # pending → cancelled is allowed, cancelled → delivered is not
+        order_move(order, Order.Status.DELIVERED, via=(Order.Status.CANCELLED,))
+
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+
+
 def test_order_move_refuses_a_stale_copy(alice, qq_topup):
     order = order_place(
         user=alice, sku_code="TX-DIRECT", quantity=1, recharge_account="12345678"

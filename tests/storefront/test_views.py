@@ -45,13 +45,16 @@ def test_home_lists_platforms_and_products_in_fixed_queries(
         )
         SkuFactory(product=extra, code=f"EX-{n}")
 
-    with django_assert_num_queries(2):
+    # Cold: platforms, products, their SKUs' sale windows; warm: nothing at all.
+    with django_assert_num_queries(3):
         response = client.get(reverse("storefront:home"))
+    with django_assert_num_queries(0):
+        again = client.get(reverse("storefront:home"))
 
-    page = response.content.decode()
-    assert "腾讯视频" in page
-    assert "腾讯视频 VIP" in page
-    assert "Extra 4" in page
+    for page in (response.content.decode(), again.content.decode()):
+        assert "腾讯视频" in page
+        assert "腾讯视频 VIP" in page
+        assert "Extra 4" in page
 
 
 def test_home_hides_products_with_nothing_on_sale(client, catalog):
@@ -70,11 +73,20 @@ def test_home_hides_products_with_nothing_on_sale(client, catalog):
 def test_product_page_shows_skus_with_stock_state_in_fixed_queries(
     client, catalog, django_assert_num_queries
 ):
+    # Cold: product, SKUs, code counts; warm: nothing at all.
+    url = reverse("storefront:product-detail", args=["tx-vip"])
     with django_assert_num_queries(3):
-        response = client.get(reverse("storefront:product-detail", args=["tx-vip"]))
+        response = client.get(url)
+    with django_assert_num_queries(0):
+        again = client.get(url)
 
     offers = {o.sku.code: o.stock_state for o in response.context["offers"]}
     assert offers == {"TX-M": "in_stock", "TX-Y": "low", "TX-Q": "sold_out"}
+    # The same page from the cache, apart from the visitor's CSRF token.
+    token = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    assert token.sub("", again.content.decode()) == token.sub(
+        "", response.content.decode()
+    )
     page = response.content.decode()
     assert "月卡" in page
     assert "激活后有效 31 天" in page
@@ -184,6 +196,8 @@ def test_product_page_with_topups_and_bundles_costs_two_queries_more(
     # product, SKUs, code counts (3, as a card-only product) + bundle parts, capacity
     with django_assert_num_queries(5):
         response = client.get(_url())
+    with django_assert_num_queries(0):
+        client.get(_url())
 
     offers = {
         o.sku.code: (o.stock_state, o.available) for o in response.context["offers"]

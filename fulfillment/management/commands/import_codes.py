@@ -1,4 +1,4 @@
-"""import_codes --sku SKU --file PATH [--batch-note TEXT] [--cost DECIMAL] [--expires YYYY-MM-DD]"""
+"""import_codes --sku SKU --file PATH [--batch-note TEXT] [--cost DECIMAL] [--expires YYYY-MM-DD] [--workers N]"""
 
 from __future__ import annotations
 
@@ -50,11 +50,19 @@ class Command(BaseCommand):
             "--expires", default=None, help="last day the codes are valid"
         )
         parser.add_argument("--source", default="", help="where the codes came from")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="processes that encrypt the codes (default: one per CPU; 0: none)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         sku = Sku.objects.filter(code=options["sku"]).first()
         if sku is None:
             raise CommandError(f"unknown SKU {options['sku']!r}")
+        if options["workers"] is not None and options["workers"] < 0:
+            raise CommandError("--workers must be 0 (encrypt in this process) or more")
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"no such file: {path}")
@@ -70,6 +78,7 @@ class Command(BaseCommand):
                 else None,
                 expires_at=_expiry(options["expires"]) if options["expires"] else None,
                 note=options["batch_note"],
+                workers=options["workers"],
             )
         except DomainError as exc:
             raise CommandError(

@@ -1,0 +1,35 @@
+"""Django's Redis cache, without building a new Redis client for every operation.
+
+`django.core.cache.backends.redis.RedisCacheClient.get_client` constructs a
+`redis.Redis` object around the shared connection pool on every cache call;
+with redis-py 6 that constructor costs more than the round trip itself (it was
+the largest single item in a product page's profile, docs/PERFORMANCE.md §6).
+A client is a thin, thread-safe wrapper of its pool, so one per pool is kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
+from django.core.cache.backends.redis import RedisCacheClient
+
+
+class _ReusingClient(RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        index = self._get_connection_pool_index(write)  # type: ignore[attr-defined]
+        client = self._clients.get(index)
+        if client is None:
+            pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
+            client = self._clients[index] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
+        return client
+
+
+class RedisCache(DjangoRedisCache):
+    def __init__(self, server: Any, params: Any) -> None:
+        super().__init__(server, params)
+        self._class = _ReusingClient
