@@ -150,6 +150,10 @@ def django_setup(env: dict[str, str]) -> None:
     os.environ.update(env)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    if ROOT != BENCH_ROOT:
+        # Importing celery puts the working directory first on sys.path: it must be
+        # the measured checkout, or this one's apps would shadow it.
+        os.chdir(ROOT)
     import django
 
     django.setup()
