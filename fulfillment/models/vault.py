@@ -59,17 +59,22 @@ class CardCode(models.Model):
         VOID = "void", _("作废")
         EXPIRED = "expired", _("已过期")
 
+    # No index of their own on sku and batch: (sku, fingerprint) and (batch, status)
+    # lead with them already, and every index costs each imported code (COPY) and
+    # each claim.
     sku = models.ForeignKey(
         "catalog.Sku",
         on_delete=models.PROTECT,
         related_name="codes",
         verbose_name=_("SKU"),
+        db_index=False,
     )
     batch = models.ForeignKey(
         CodeBatch,
         on_delete=models.PROTECT,
         related_name="codes",
         verbose_name=_("批次"),
+        db_index=False,
     )
     ciphertext = models.TextField(verbose_name=_("密文"))
     key_id = models.CharField(max_length=16, verbose_name=_("密钥 ID"))
