@@ -65,7 +65,14 @@ def catalog_version() -> str:
 
 
 def catalog_changed() -> None:
-    """Retire every cached copy of the catalog (now and again after commit)."""
+    """Retire every cached copy of the catalog (now and again after commit).
+
+    The first bump is a write to our own Redis on loopback, not a call to another
+    party, and holds no lock anyone waits on; it makes the change visible to the
+    writer's own requests (and to tests, whose transactions never commit). The
+    second, after commit, is the one that counts for everyone else: a reader who
+    cached the old rows under the first token meanwhile never sees them again.
+    """
 
     def bump() -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from functools import partial
 
 import httpx
@@ -144,14 +145,7 @@ def order_place(
                 expires_at=now
                 + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
             )
-            for line in _lines_create(order=order, quote=quote):
-                if line.delivery == Sku.Delivery.CARD_CODE:
-                    card_codes_reserve(
-                        sku=line.sku,
-                        order_line_id=line.id,
-                        quantity=line.quantity,
-                        now=now,
-                    )
+            lines_reserve(_lines_create(order=order, quote=quote), now=now)
             if client_token:
                 transaction.on_commit(
                     partial(_remember_placed, user.pk, client_token, order.pk)
@@ -171,6 +165,18 @@ def order_place(
             sold_out_note(exc.sku_id)
         raise
     return order
+
+
+def lines_reserve(lines: Iterable[OrderLine], *, now: dt.datetime) -> None:
+    """Take free codes for every card-code line, inside the caller's transaction.
+
+    Raises: OutOfStockError (the caller rolls back). Top-ups reserve nothing.
+    """
+    for line in lines:
+        if line.delivery == Sku.Delivery.CARD_CODE:
+            card_codes_reserve(
+                sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
+            )
 
 
 def _orders_unpaid_or_token(

@@ -16,10 +16,9 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.models import Sku
 from config.lib.db import row_insert_once
 from config.lib.errors import DomainError
-from fulfillment.services import OutOfStockError, card_codes_reserve
+from fulfillment.services import OutOfStockError
 from orders.gateways import NotifyRejected, ParsedNotify, gateway_get
 from orders.gateways import sandbox as sandbox_gateway
 from orders.locks import order_lock_for_update
@@ -31,7 +30,7 @@ from orders.models import (
     PaymentNotify,
     SandboxTrade,
 )
-from orders.services.checkout import order_cancel
+from orders.services.checkout import lines_reserve, order_cancel
 from orders.services.delivery import order_mark_paid
 from orders.services.refunds import refund_payment_whole, refund_request
 from orders.transitions import lines_move
@@ -191,14 +190,7 @@ def _order_reopen(*, order: Order, now: dt.datetime) -> bool:
     lines = list(order.lines.select_related("sku"))
     try:
         with transaction.atomic():
-            for line in lines:
-                if line.delivery == Sku.Delivery.CARD_CODE:
-                    card_codes_reserve(
-                        sku=line.sku,
-                        order_line_id=line.id,
-                        quantity=line.quantity,
-                        now=now,
-                    )
+            lines_reserve(lines, now=now)
             lines_move(
                 [x for x in lines if x.status == OrderLine.Status.CANCELLED],
                 OrderLine.Status.RESERVED,

@@ -22,6 +22,7 @@ from fulfillment.services import (
     supplier_map,
     supplier_register,
 )
+from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 
 
 def make_codes(n: int, prefix: str = "CODE") -> list[str]:
@@ -224,3 +225,20 @@ def request_event_make(
         TopUpEvent.objects.filter(pk=event.pk).update(created_at=at)
         event.created_at = at
     return event
+
+
+def qq_topup_on_sale(*, cost: str = "20.00", **product_kwargs: Any) -> Sku:
+    """A QQ direct top-up (TX-DIRECT, 28.00 for 30.00 of face value) that a ready
+    supplier can take: checkout sells top-ups only then."""
+
+    platform = PlatformFactory(name="腾讯视频", slug="tencent", account_rule="qq")
+    sku: Sku = SkuFactory(
+        product=ProductFactory(platform=platform, **product_kwargs),
+        code="TX-DIRECT",
+        name="月卡直充",
+        delivery=Sku.Delivery.DIRECT_TOPUP,
+        price=Decimal("28.00"),
+        face_value=Decimal("30.00"),
+    )
+    supplier_ready(mapping_make(sku, supplier_make("sim"), "P-TX", cost=cost))
+    return sku
