@@ -294,14 +294,19 @@ class Gunicorn:
         raise SystemExit(f"gunicorn did not answer {url} within {timeout} s")
 
     def stop(self, *, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+        proc_stop(self.proc, timeout=timeout)
+
+
+def proc_stop(proc: subprocess.Popen[Any] | None, *, timeout: float) -> None:
+    """SIGTERM a child we started, then SIGKILL it if it outlives `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 class CpuMeter:

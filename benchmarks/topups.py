@@ -43,7 +43,6 @@ import math
 import os
 import resource
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -196,14 +195,7 @@ class Managed:
         return self.proc is not None and self.proc.poll() is not None
 
     def stop(self, *, timeout: float = 30) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        benchlib.proc_stop(self.proc, timeout=timeout)
 
 
 class SimulatorProcess(Managed):
