@@ -65,6 +65,8 @@ class Order(models.Model):
     ip_address = models.GenericIPAddressField(
         null=True, blank=True, verbose_name=_("IP 地址")
     )
+    # The shopper's device (risk/device.py: a signed cookie's id), for risk limits.
+    device_id = models.CharField(max_length=64, blank=True, verbose_name=_("设备"))
     created_at = models.DateTimeField(_("下单时间"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
     expires_at = models.DateTimeField(_("支付截止"))
