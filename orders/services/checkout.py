@@ -69,6 +69,7 @@ def order_place(
     recharge_account: str = "",
     client_token: str = "",
     ip_address: str | None = None,
+    device_id: str = "",
     now: dt.datetime | None = None,
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
@@ -142,6 +143,7 @@ def order_place(
                 total_amount=quote.total,
                 client_token=client_token,
                 ip_address=ip_address,
+                device_id=device_id,
                 expires_at=now
                 + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
             )
