@@ -7,3 +7,8 @@ from django.utils.translation import gettext_lazy as _
 class AccountsConfig(AppConfig):
     name = "accounts"
     verbose_name = _("账户")
+
+    def ready(self) -> None:
+        from accounts.adapter import use_ratelimit_cache
+
+        use_ratelimit_cache()

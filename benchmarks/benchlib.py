@@ -60,6 +60,7 @@ _OWNED_VARS = (
     "TOPUP_LEASE_SECONDS",
     "TOPUP_PLACEMENT_GRACE_SECONDS",
     "TOPUP_DEADLINE_MINUTES",
+    "SECURE_SSL_REDIRECT",
 )
 
 
@@ -85,6 +86,8 @@ def bench_env(*, db_name: str, redis_url: str | None) -> dict[str, str]:
             "VAULT_FINGERPRINT_KEY": secrets.token_urlsafe(32),
             "SANDBOX_PAY_SECRET": secrets.token_urlsafe(32),
             "ALLOWED_HOSTS": "127.0.0.1",
+            # gunicorn is reached over plain HTTP on loopback, with no TLS proxy.
+            "SECURE_SSL_REDIRECT": "false",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db_name}",
             "CONN_MAX_AGE": "600",
             # A prefix of its own per run: nothing cached by an earlier run (a

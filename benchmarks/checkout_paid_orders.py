@@ -95,6 +95,20 @@ def parse_args() -> argparse.Namespace:
         default=200000,
         help="then add this many available codes to the SKU and measure again at 8 clients (0: skip)",
     )
+    p.add_argument(
+        "--risk-rules",
+        type=int,
+        choices=(0, 20),
+        default=0,
+        help="20: the risk engine evaluates twenty active rules of every kind per checkout"
+        " (benchmarks/risk_overhead.py's set, thresholds raised so none fires)",
+    )
+    p.add_argument(
+        "--risk-counters",
+        choices=("redis", "db"),
+        default="redis",
+        help="where the risk counters live (RISK_COUNTERS_REDIS_URL)",
+    )
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--skip-rush", action="store_true")
     p.add_argument(
@@ -185,6 +199,22 @@ def seed(
         "rush_sessions": sessions[shoppers:],
         "user_ids": [u.pk for u in users[:shoppers]],
     }
+
+
+def risk_rules_create(*, sku_id: int) -> None:
+    """Twenty active rules that all evaluate and never fire on the bench's shoppers
+    (every order comes from one address: real limits would stop the load)."""
+    from risk_overhead import create_rules
+
+    from catalog.models import Sku
+    from risk.cache import risk_rules_changed
+    from risk.models import RiskRule
+
+    create_rules({"sku": Sku.objects.get(pk=sku_id)})
+    RiskRule.objects.exclude(threshold=None).update(threshold=Decimal(10) ** 9)
+    risk_rules_changed()
+    if RiskRule.objects.filter(active=True).count() != 20:
+        raise SystemExit("expected 20 active risk rules")
 
 
 DB_SESSION_ENGINES = (
@@ -490,6 +520,11 @@ def main() -> None:
         rush_codes=args.rush_codes,
         shoppers=app_clients,
         rush_shoppers=0 if args.skip_rush else args.rush_attempts,
+    )
+    if args.risk_rules:
+        risk_rules_create(sku_id=seeded["sku_ids"][SKU_APP])
+    env["RISK_COUNTERS_REDIS_URL"] = (
+        (redis_url or "") if args.risk_counters == "redis" else ""
     )
     benchlib.django_close_connections()
     print(

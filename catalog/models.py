@@ -182,6 +182,13 @@ class Sku(models.Model):
     sale_ends_at = models.DateTimeField(_("停售时间"), null=True, blank=True)
     is_active = models.BooleanField(_("上架"), default=True)
     low_stock_threshold = models.PositiveIntegerField(_("低库存阈值"), default=10)
+    # After-sales (orders/services/aftersales.py): a card code never revealed may be
+    # refunded by its buyer in one click within this many hours of delivery.
+    self_refund_hours = models.PositiveSmallIntegerField(
+        _("自助退款时限（小时）"),
+        default=24,
+        help_text=_("发货后多少小时内，未查看的卡密可由买家一键退款；0 表示不支持。"),
+    )
     sort_order = models.PositiveSmallIntegerField(_("排序"), default=100)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))

@@ -10,6 +10,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 
 
@@ -29,7 +30,7 @@ class KaquanAdminSite(admin.AdminSite):
         self, request: HttpRequest, extra_context: dict | None = None
     ) -> HttpResponse:
         """Send staff to allauth's login (throttled, MFA-aware) or to TOTP set-up."""
-        next_url = request.GET.get("next") or reverse("admin:index")
+        next_url = safe_next_url(request)
         user = request.user
         if user.is_authenticated and user.is_active and user.is_staff:
             if self.has_permission(request):
@@ -38,6 +39,18 @@ class KaquanAdminSite(admin.AdminSite):
         return HttpResponseRedirect(
             reverse("account_login") + "?" + urlencode({"next": next_url})
         )
+
+
+def safe_next_url(request: HttpRequest) -> str:
+    """`?next=` when it stays on this site, else the admin index (no open redirect)."""
+    next_url = request.GET.get("next", "")
+    if next_url and url_has_allowed_host_and_scheme(
+        next_url,
+        allowed_hosts={request.get_host()},
+        require_https=request.is_secure(),
+    ):
+        return next_url
+    return reverse("admin:index")
 
 
 def staff_has_totp(user_id: int) -> bool:

@@ -56,6 +56,18 @@ app.conf.beat_schedule = {
         "task": "orders.tasks.order_expire_unpaid_task",
         "schedule": crontab(minute="*"),
     },
+    # every minute: ask the gateways about pending orders about to expire and
+    # honour a payment whose notify never came
+    "orders-lost-notify-sweep": {
+        "task": "orders.tasks.payment_lost_notify_sweep_task",
+        "schedule": crontab(minute="*"),
+    },
+    # every minute: the sandbox gateway re-sends notifies never acknowledged
+    # (their task was lost while the broker was down, or ran out of retries)
+    "orders-sandbox-notify-sweep": {
+        "task": "orders.tasks.sandbox_notify_sweep_task",
+        "schedule": crontab(minute="*"),
+    },
     # every 2 minutes: send order emails that could not be queued (broker was down)
     "orders-email-outbox-flush": {
         "task": "orders.tasks.order_email_flush_task",
@@ -92,5 +104,32 @@ app.conf.beat_schedule = {
     "fulfillment-card-restock-check": {
         "task": "fulfillment.tasks.card_restock_check_task",
         "schedule": crontab(minute="*/2"),
+    },
+    # every 10 minutes: alert operators to SKUs running low (once a day per SKU)
+    # and, from OPERATOR_DIGEST_HOUR on, to orders waiting on a human (once a day)
+    "orders-operator-alerts": {
+        "task": "orders.tasks.operator_alerts_check_task",
+        "schedule": crontab(minute="*/10"),
+    },
+    # every 10 minutes: commission past its settlement window becomes available
+    "distribution-commission-settle": {
+        "task": "distribution.tasks.commission_settle_task",
+        "schedule": crontab(minute="*/10"),
+    },
+    # hourly, at minute 7 (off the top of the hour): write the commission a
+    # failed ledger hook left out (the commissions_catch_up command, idempotent)
+    "distribution-commissions-catch-up": {
+        "task": "distribution.tasks.commissions_catch_up_task",
+        "schedule": crontab(minute="7"),
+    },
+    # every minute: queue partner webhooks that are due (retries later than 5 min, lost ones)
+    "distribution-webhook-sweep": {
+        "task": "distribution.tasks.webhook_sweep_task",
+        "schedule": crontab(minute="*"),
+    },
+    # every 5 minutes: forget partner API nonces older than 15 minutes
+    "distribution-api-nonces-purge": {
+        "task": "distribution.tasks.api_nonces_purge_task",
+        "schedule": crontab(minute="*/5"),
     },
 }

@@ -4,8 +4,9 @@ Revealing or exporting a plaintext code is a separate permission, held by the
 "Code custodians" group, so it can be granted to few people and audited.
 
 The top-up and refund admins are read-only whoever asks; there `change_topup`
-means "may retry, fail over or refund a top-up" and `change_refund` "may send a
-failed refund again" (the admin actions check them; no field is ever editable).
+means "may retry, fail over or refund a top-up", `change_refund` "may send a
+failed refund again" and `change_order` "may approve or reject an order held
+for risk review" (the admin actions check them; no field is ever editable).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ OPERATOR_PERMISSIONS = {
     ],
     "orders": [
         "view_order",
+        "change_order",  # approve or reject an order held for review (orders/review_admin.py)
         "view_orderline",
         "view_orderevent",
         "view_payment",
@@ -62,6 +64,14 @@ OPERATOR_PERMISSIONS = {
         "view_refund",
         "change_refund",
         "view_orderemail",
+        # Operator alerts and their digest emails (orders/alerts_admin.py), read-only.
+        "view_operatoralert",
+        "view_operatoralertemail",
+        # After-sales (orders/problems_admin.py): answer a shopper's problem report.
+        "view_problemreport",
+        "change_problemreport",
+        "view_returnedcode",
+        "view_batchflag",
     ],
 }
 CUSTODIAN_PERMISSIONS = {

@@ -6,14 +6,24 @@ is true; with DEBUG off a missing or demo secret is a startup error.
 
 from __future__ import annotations
 
+import decimal as _decimal
 from pathlib import Path
 
 import dj_database_url
 import dj_email_url
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from config.lib.env import env_bool, env_int, env_list, env_secret, env_str
+from config.lib.env import (
+    env_bool,
+    env_int,
+    env_list,
+    env_networks,
+    env_secret,
+    env_str,
+)
+from config.lib.prodcheck import secret_key_problem, vault_keys_problem
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +48,8 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "import_export",
+    "csp",
+    "captcha",  # django-simple-captcha: self-hosted image captcha (risk checks)
     "config",
     "accounts",
     "catalog",
@@ -50,6 +62,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Cache-Control: private and the CSP on every page; static files are served above.
+    "config.lib.headers.PrivateCacheMiddleware",
+    "config.lib.headers.ContentSecurityPolicyMiddleware",
+    # NUL bytes: cookies dropped before the session reads them; 404/400 (config/lib/nul.py)
+    "config.lib.nul.NulByteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -58,6 +75,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    # request.device_id from a signed cookie (no database, no cache)
+    "risk.device.DeviceMiddleware",
+    # ?ref=CODE on a storefront page: the referral cookie, then the page without it
+    "distribution.attribution.ReferralMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -225,6 +246,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Proxies whose X-Forwarded-For is believed (addresses and CIDRs, e.g. the
+# load balancer's subnet); empty means REMOTE_ADDR is the client
+# (config/lib/clientip.py, used by orders, audit logs and login throttling).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES")
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email"}
@@ -236,12 +261,24 @@ ACCOUNT_EMAIL_VERIFICATION = env_str(
 )
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
-# allauth's built-in rate limits (login failures, signups, resets) stay on;
-# their counters live in the cache, i.e. Redis in production.
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# allauth's built-in rate limits (login failures, signups, resets) stay on.
+# Failed logins count per client address and per account-and-address ("key",
+# accounts/adapter.py), never per account alone (nobody can lock a shopper out);
+# login_failed_account is a per-account ceiling that never applies where the
+# account logged in before (docs/DECISIONS.md).
 ACCOUNT_RATE_LIMITS = {
-    "login_failed": "10/m/ip,5/5m/key",
+    "login_failed": "10/m/ip,100/h/ip,5/5m/key",
+    "login_failed_account": "100/h/key",
     "signup": "20/m/ip",
     "reset_password": "20/m/ip,5/m/key",
+}
+# Their counters: Redis in production, counted in each process while Redis is
+# down instead of answering 500 (config/lib/ratelimitcache.py).
+CACHES["ratelimit"] = {
+    "BACKEND": "config.lib.ratelimitcache.FallbackCache",
+    "LOCATION": "kaquan-ratelimit",
+    "OPTIONS": {"PRIMARY": "default", "RETRY_SECONDS": 5},
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Kaquan"
@@ -286,6 +323,13 @@ else:
     )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Kaquan <no-reply@kaquan.example>")
 EMAIL_TIMEOUT = 10
+# Operator alerts (orders/services/operator_alerts.py): these addresses, or else
+# every active member of the Operators group with an email; the "waiting on a
+# human" digests go out once a day from this local hour on (0-23).
+OPERATOR_ALERT_EMAILS = env_list("OPERATOR_ALERT_EMAILS")
+OPERATOR_DIGEST_HOUR = env_int("OPERATOR_DIGEST_HOUR", 9)
+if not 0 <= OPERATOR_DIGEST_HOUR <= 23:
+    raise ImproperlyConfigured("OPERATOR_DIGEST_HOUR must be an hour, 0 to 23")
 
 # --- Code vault --------------------------------------------------------------
 # Fernet keys, newest first (docs/VAULT.md). Demo keys exist only for DEBUG.
@@ -303,6 +347,22 @@ ORDER_PAYMENT_TIMEOUT_MINUTES = env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 15)
 # Unpaid orders one shopper may hold, so nobody can lock the stock by not paying.
 ORDER_MAX_UNPAID_PER_USER = env_int("ORDER_MAX_UNPAID_PER_USER", 3)
 COMMISSION_SETTLEMENT_DAYS = env_int("COMMISSION_SETTLEMENT_DAYS", 7)
+# How long a referral link's cookie credits the visitor's orders to its reseller
+# (distribution/attribution.py).
+RESELLER_ATTRIBUTION_DAYS = env_int("RESELLER_ATTRIBUTION_DAYS", 30)
+if RESELLER_ATTRIBUTION_DAYS < 1:
+    raise ImproperlyConfigured("RESELLER_ATTRIBUTION_DAYS must be at least 1")
+# The smallest withdrawal a reseller may request (CNY; distribution/services/payouts.py).
+try:
+    PAYOUT_MINIMUM = _decimal.Decimal(env_str("PAYOUT_MINIMUM", "100.00"))
+except _decimal.InvalidOperation:
+    PAYOUT_MINIMUM = _decimal.Decimal("NaN")
+if not PAYOUT_MINIMUM.is_finite() or PAYOUT_MINIMUM <= 0:
+    raise ImproperlyConfigured("PAYOUT_MINIMUM must be a positive amount, e.g. 100.00")
+# Partner API (distribution/api/): requests per key ("N/s|m|h|d"), and the first
+# wait before a failed webhook is sent again (doubling, at most an hour, for a day).
+PARTNER_API_RATE_LIMIT = env_str("PARTNER_API_RATE_LIMIT", "600/m")
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
 DEMO_SANDBOX_PAY_SECRET = "demo-sandbox-pay-secret"  # noqa: S105
 SANDBOX_PAY_SECRET = env_secret("SANDBOX_PAY_SECRET") or (
     DEMO_SANDBOX_PAY_SECRET if DEBUG else ""
@@ -310,6 +370,38 @@ SANDBOX_PAY_SECRET = env_secret("SANDBOX_PAY_SECRET") or (
 PAYMENT_SANDBOX_ENABLED = env_bool("PAYMENT_SANDBOX_ENABLED", True)
 # Where gateways reach us; empty: the host of the request that started the payment.
 PAYMENT_NOTIFY_BASE_URL = env_str("PAYMENT_NOTIFY_BASE_URL").rstrip("/")
+# Gateway notifies taken per source address a minute (429 beyond; 0: no limit).
+PAYMENT_NOTIFY_RATE_LIMIT = env_int("PAYMENT_NOTIFY_RATE_LIMIT", 300)
+# Alipay (orders/gateways/alipay.py): on once its app id is set (or the flag says
+# so); then every value below is required. Keys as PEM or Alipay's bare base64.
+ALIPAY_APP_ID = env_str("ALIPAY_APP_ID")
+PAYMENT_ALIPAY_ENABLED = env_bool("PAYMENT_ALIPAY_ENABLED", bool(ALIPAY_APP_ID))
+ALIPAY_SELLER_ID = env_str("ALIPAY_SELLER_ID")  # the merchant's PID, 2088…
+ALIPAY_APP_PRIVATE_KEY = env_secret("ALIPAY_APP_PRIVATE_KEY")
+ALIPAY_PUBLIC_KEY = env_secret("ALIPAY_PUBLIC_KEY")  # Alipay's, verifies its replies
+ALIPAY_GATEWAY_URL = env_str(
+    "ALIPAY_GATEWAY_URL", "https://openapi.alipay.com/gateway.do"
+)
+# WeChat Pay API v3 (orders/gateways/wechat.py), platform public key mode: on once
+# its merchant id is set (or the flag says so); then every value is required.
+WECHAT_PAY_MCHID = env_str("WECHAT_PAY_MCHID")
+PAYMENT_WECHAT_ENABLED = env_bool("PAYMENT_WECHAT_ENABLED", bool(WECHAT_PAY_MCHID))
+WECHAT_PAY_APPID = env_str("WECHAT_PAY_APPID")
+WECHAT_PAY_CERT_SERIAL_NO = env_str("WECHAT_PAY_CERT_SERIAL_NO")
+WECHAT_PAY_PRIVATE_KEY = env_secret("WECHAT_PAY_PRIVATE_KEY")
+WECHAT_PAY_APIV3_KEY = env_secret("WECHAT_PAY_APIV3_KEY")  # 32 characters
+WECHAT_PAY_PUBLIC_KEY = env_secret("WECHAT_PAY_PUBLIC_KEY")
+WECHAT_PAY_PUBLIC_KEY_ID = env_str("WECHAT_PAY_PUBLIC_KEY_ID")
+WECHAT_PAY_API_URL = env_str("WECHAT_PAY_API_URL", "https://api.mch.weixin.qq.com")
+# A device that solved the checkout captcha is not asked again for this long
+# (risk/checkout.py; remembered in the cache by device id).
+RISK_CAPTCHA_PASS_MINUTES = env_int("RISK_CAPTCHA_PASS_MINUTES", 30)
+# Where the risk engine keeps its sliding-window counters (risk/counters.py):
+# REDIS_URL by default; set it empty to count in the database only.
+RISK_COUNTERS_REDIS_URL = env_str("RISK_COUNTERS_REDIS_URL", REDIS_URL or "")
+# The image captcha (django-simple-captcha): big enough to read on a phone.
+CAPTCHA_IMAGE_SIZE = (200, 60)
+CAPTCHA_FONT_SIZE = 40
 
 # --- Outbound HTTP (config/lib/http.py) --------------------------------------
 # Private and loopback targets are refused unless allowed: the bundled
@@ -344,6 +436,40 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if not DEBUG else None
+# Behind the proxy (SECURE_PROXY_SSL_HEADER): plain HTTP is redirected to HTTPS,
+# except the load balancer's plain-HTTP probe of /healthz.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+# Joining the browsers' preload list is the domain owner's decision, hard to undo:
+# off unless SECURE_HSTS_PRELOAD=true; while off, check --deploy's reminder
+# to turn it on (security.W021) is silenced.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Content Security Policy (django-csp 4; the admin's additions and why are in
+# config/lib/headers.py). No inline scripts: page behaviour is in static/js.
+# style-src-attr: platform brand colours are data, set as a CSS variable in a
+# style attribute (catalog, checkout); <style> blocks stay forbidden.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF],
+        "style-src-attr": [csp_constants.UNSAFE_INLINE],
+        # data: for QR codes rendered inline (allauth's TOTP setup).
+        "img-src": [csp_constants.SELF, "data:"],
+        "connect-src": [csp_constants.SELF],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+        # No form-action: checkout redirects to the gateway's own site.
+    },
+}
+# Exports escape formula-like cells in config/lib/exports.py (every import-export
+# admin uses its SafeExportMixin). import-export's own switch stays off: it strips
+# a leading "=" only and turns every XLSX cell, numbers included, into text.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = False
 
 # --- Logging -----------------------------------------------------------------
 LOGGING = {
@@ -375,8 +501,63 @@ if not DEBUG:
         not SANDBOX_PAY_SECRET or SANDBOX_PAY_SECRET == DEMO_SANDBOX_PAY_SECRET
     ):
         _problems.append("SANDBOX_PAY_SECRET")
-    if _problems:
-        raise ImproperlyConfigured(
-            "DEBUG is off and these settings are missing or still the demo values: "
-            + ", ".join(_problems)
+    # Present but weak or malformed: refused now, not at first use (config/lib/prodcheck.py).
+    _messages = [
+        problem
+        for problem in (
+            None if "SECRET_KEY" in _problems else secret_key_problem(SECRET_KEY),
+            None if "VAULT_KEYS" in _problems else vault_keys_problem(VAULT_KEYS),
         )
+        if problem
+    ]
+    if _problems:
+        _messages.insert(
+            0,
+            "DEBUG is off and these settings are missing or still the demo values: "
+            + ", ".join(_problems),
+        )
+    if _messages:
+        raise ImproperlyConfigured("; ".join(_messages))
+
+# --- Payment gateways guard (every mode) -------------------------------------
+# An enabled gateway runs only with all of its settings: an empty sandbox secret
+# would let anyone sign a "paid" notify, a half-configured real one fails late.
+_gateway_missing = [
+    name
+    for enabled, names in (
+        (PAYMENT_SANDBOX_ENABLED, ["SANDBOX_PAY_SECRET"]),
+        (
+            PAYMENT_ALIPAY_ENABLED,
+            [
+                "ALIPAY_APP_ID",
+                "ALIPAY_SELLER_ID",
+                "ALIPAY_APP_PRIVATE_KEY",
+                "ALIPAY_PUBLIC_KEY",
+                "ALIPAY_GATEWAY_URL",
+            ],
+        ),
+        (
+            PAYMENT_WECHAT_ENABLED,
+            [
+                "WECHAT_PAY_MCHID",
+                "WECHAT_PAY_APPID",
+                "WECHAT_PAY_CERT_SERIAL_NO",
+                "WECHAT_PAY_PRIVATE_KEY",
+                "WECHAT_PAY_APIV3_KEY",
+                "WECHAT_PAY_PUBLIC_KEY",
+                "WECHAT_PAY_PUBLIC_KEY_ID",
+                "WECHAT_PAY_API_URL",
+            ],
+        ),
+    )
+    if enabled
+    for name in names
+    if not globals()[name]
+]
+if _gateway_missing:
+    raise ImproperlyConfigured(
+        "enabled payment gateways are missing these settings: "
+        + ", ".join(_gateway_missing)
+    )
+if PAYMENT_WECHAT_ENABLED and len(WECHAT_PAY_APIV3_KEY.encode()) != 32:
+    raise ImproperlyConfigured("WECHAT_PAY_APIV3_KEY must be 32 bytes long")

@@ -46,9 +46,14 @@ from fulfillment.models import (
 )
 
 
+def sellable_cutoff(now: dt.datetime) -> dt.datetime:
+    """A sellable code expires after this: the payment window of an order placed at `now`."""
+    return now + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES)
+
+
 def sellable_q(*, now: dt.datetime, prefix: str = "") -> Q:
     """Available codes that outlive the payment window of an order placed at `now`."""
-    cutoff = now + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES)
+    cutoff = sellable_cutoff(now)
     return Q(**{f"{prefix}status": CardCode.Status.AVAILABLE}) & (
         Q(**{f"{prefix}expires_at__isnull": True})
         | Q(**{f"{prefix}expires_at__gt": cutoff})

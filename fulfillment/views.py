@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from config.lib.clientip import client_ip
 from fulfillment.services import supplier_callback_handle
 
 
@@ -16,7 +17,7 @@ def supplier_callback(request: HttpRequest, supplier: str) -> HttpResponse:
     result = supplier_callback_handle(
         supplier_name=supplier,
         body=request.body,
-        remote_addr=request.META.get("REMOTE_ADDR") or None,
+        remote_addr=client_ip(request),
     )
     if result.accepted:
         return HttpResponse("success", content_type="text/plain")

@@ -23,6 +23,9 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import User
 from config.admin import ReadOnlyAdminMixin
 from fulfillment.models import CardCode
+from orders import alerts_admin as alerts_admin  # registers the alert admins
+from orders import problems_admin as problems_admin  # registers the report admins
+from orders.aftersales_admin import AfterSalesMixin
 from orders.models import (
     Order,
     OrderEmail,
@@ -34,6 +37,7 @@ from orders.models import (
     RefundLine,
     SandboxTrade,
 )
+from orders.review_admin import ReviewQueueFilter, ReviewQueueMixin
 from orders.services import refund_retry
 
 # Free text in list cells is cut to this many characters (a refund's reason can be
@@ -196,11 +200,16 @@ class RefundInline(ReadOnlyTabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OrderAdmin(
+    AfterSalesMixin, ReviewQueueMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
+    # The risk review queue (approve / reject) lives in orders/review_admin.py,
+    # the 售后 page (refund, 补单, confirm paid) in orders/aftersales_admin.py.
     list_display = (
         "number",
         "user__email",
         "status",
+        "review_reason",
         "total_amount",
         "paid_amount",
         "refunded_amount",
@@ -208,7 +217,8 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "paid_at",
         "delivered_at",
     )
-    list_filter = ("status", "created_at")
+    list_filter = (ReviewQueueFilter, "status", "created_at")
+    actions = ("approve_review", "reject_review")
     list_select_related = ("user",)
     search_fields = ("=number", "email", "user__email")
     date_hierarchy = "created_at"
@@ -218,7 +228,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "email",
         "status",
         ("total_amount", "paid_amount", "refunded_amount", "currency"),
-        "ip_address",
+        ("ip_address", "device_id"),
         "created_at",
         "expires_at",
         "paid_at",
@@ -235,6 +245,7 @@ class OrderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "refunded_amount",
         "currency",
         "ip_address",
+        "device_id",
         "created_at",
         "expires_at",
         "paid_at",

@@ -8,25 +8,32 @@ other in a cycle (proven by the threaded tests in tests/orders/).
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 
+from config.lib.db import row_get
 from orders.models import Order, Refund
 
 
 def user_lock_for_update(*, user_id: int) -> None:
-    """Serialise one shopper's checkouts (unpaid-order limit, double-click token)."""
-    User = get_user_model()
-    list(
-        User.objects.filter(pk=user_id)
-        .order_by("pk")
-        .select_for_update()
-        .values_list("pk")
-    )
+    """Serialise one shopper's checkouts (unpaid-order limit, double-click token).
+
+    One plain statement (the checkout's hot path; config/lib/db.py).
+    """
+    meta = get_user_model()._meta
+    assert meta.pk is not None  # noqa: S101
+    quote = connection.ops.quote_name
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)}"  # noqa: S608
+            f" WHERE {quote(meta.pk.column)} = %s{lock}",
+            [user_id],
+        )
 
 
 def order_lock_for_update(*, number: str) -> Order | None:
-    return (
-        Order.objects.select_for_update().filter(number=number).order_by("pk").first()
-    )
+    """The order, its row locked (the notify's hot path: one plain statement)."""
+    return row_get(Order, for_update=True, number=number)
 
 
 def order_lock_for_update_by_id(

@@ -70,11 +70,13 @@ def order_quote(
     quantity: int,
     recharge_account: str = "",
     bundle_items: list[BundleItem] | None = None,
+    unit_price: Decimal | None = None,
 ) -> Quote:
     """Price `quantity` of a SKU on sale, checking what the shopper entered.
 
     `bundle_items` (with component, product and platform loaded) may be passed to
-    save the query; it is read here otherwise.
+    save the query; it is read here otherwise. `unit_price`: a price per unit
+    the caller settled elsewhere (a partner's tier price); the SKU's own otherwise.
     Raises: QuoteError with the offending field (quantity, recharge_account, sku).
     """
     if not sku.min_per_order <= quantity <= sku.max_per_order:
@@ -85,16 +87,17 @@ def order_quote(
             code="invalid_quantity",
         )
     account = recharge_account.strip()
-    total = quantize(sku.price * quantity)
+    price = sku.price if unit_price is None else quantize(unit_price)
+    total = quantize(price * quantity)
     if sku.delivery == Sku.Delivery.CARD_CODE:
-        line = QuoteLine(sku=sku, quantity=quantity, unit_price=sku.price, amount=total)
+        line = QuoteLine(sku=sku, quantity=quantity, unit_price=price, amount=total)
         return Quote(line=line, total=total)
     if sku.delivery == Sku.Delivery.DIRECT_TOPUP:
         _check_account(sku, account)
         line = QuoteLine(
             sku=sku,
             quantity=quantity,
-            unit_price=sku.price,
+            unit_price=price,
             amount=total,
             recharge_account=account,
         )
@@ -124,7 +127,7 @@ def order_quote(
     line = QuoteLine(
         sku=sku,
         quantity=quantity,
-        unit_price=sku.price,
+        unit_price=price,
         amount=total,
         components=tuple(parts),
     )

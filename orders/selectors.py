@@ -13,7 +13,17 @@ from catalog import cache as catalog_cache
 from catalog.models import Sku
 from fulfillment.availability import SkuOffer, sku_offers
 from fulfillment.models import CardCode, SupplierAttempt, TopUp
-from orders.models import Order, OrderLine, SandboxTrade
+from orders.aftersales_selectors import (
+    ReportView,
+    SelfRefundOffer,
+    buy_again_url,
+    order_codes_annotate,
+    order_lines_annotate,
+    report_view,
+    self_refund_offer,
+    self_refund_window,
+)
+from orders.models import Order, OrderLine, ProblemReport, SandboxTrade
 
 
 def order_get_for_user(*, number: str, user_id: int) -> Order | None:
@@ -22,8 +32,10 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
     A top-up line comes with its TopUp (a LEFT JOIN, no query of its own) and
     `topup_placed`: whether some attempt has gone out to a supplier yet.
     """
+    # After-sales (orders/aftersales_selectors.py): the SKU's self-refund window,
+    # the product, the latest problem report, whether each code was revealed.
     lines = (
-        OrderLine.objects.select_related("topup")
+        order_lines_annotate(OrderLine.objects.select_related("topup"))
         .annotate(
             topup_placed=Exists(
                 SupplierAttempt.objects.filter(
@@ -34,7 +46,9 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
         .prefetch_related(
             Prefetch(
                 "codes",
-                queryset=CardCode.objects.filter(status=CardCode.Status.SOLD)
+                queryset=order_codes_annotate(
+                    CardCode.objects.filter(status=CardCode.Status.SOLD)
+                )
                 .only("id", "hint", "order_line_id", "status")
                 .order_by("id"),
             )
@@ -45,6 +59,13 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
         .prefetch_related(Prefetch("lines", queryset=lines))
         .first()
     )
+
+
+def order_get_by_token(*, user_id: int, client_token: str) -> Order | None:
+    """The order this checkout token already made for the shopper, if any (one query)."""
+    if not client_token:
+        return None
+    return Order.objects.filter(user_id=user_id, client_token=client_token).first()
 
 
 def offer_get(*, code: str, now: dt.datetime | None = None) -> SkuOffer | None:
@@ -133,6 +154,12 @@ class LeafView:
 
     line: OrderLine
     progress: str
+    # After-sales: the one-click refund on offer, until when unrevealed codes
+    # may be refunded, the latest problem report, whether one may be filed.
+    self_refund: SelfRefundOffer | None = None
+    refund_until: dt.datetime | None = None
+    report: ReportView | None = None
+    can_report: bool = False
 
     @property
     def in_flight(self) -> bool:
@@ -162,6 +189,7 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
             .first()
         )
     lines = list(order.lines.all())
+    now = timezone.now()
     views = []
     for line in lines:
         if line.parent_id is not None:
@@ -171,8 +199,7 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
             LineView(
                 line=line,
                 leaves=[
-                    LeafView(line=leaf, progress=line_progress(line=leaf, order=order))
-                    for leaf in leaves or [line]
+                    _leaf_view(leaf, order=order, now=now) for leaf in leaves or [line]
                 ],
             )
         )
@@ -193,4 +220,19 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
             leaf.line.delivery == Sku.Delivery.DIRECT_TOPUP for leaf in all_leaves
         ),
         "revealed": {},
+        "buy_again_url": buy_again_url(order=order, lines=lines),
+        "report_kinds": ProblemReport.Kind.choices,
     }
+
+
+def _leaf_view(line: OrderLine, *, order: Order, now: dt.datetime) -> LeafView:
+    report = report_view(line=line)
+    return LeafView(
+        line=line,
+        progress=line_progress(line=line, order=order),
+        self_refund=self_refund_offer(line=line, order=order, now=now),
+        refund_until=self_refund_window(line=line, now=now),
+        report=report,
+        can_report=line.status == OrderLine.Status.DELIVERED
+        and (report is None or not report.is_open),
+    )

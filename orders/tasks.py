@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 from celery import shared_task
 
 from orders import services
+from orders.services import operator_alerts
 
 
 @shared_task(
     autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=300, max_retries=8
 )
-def order_email_send_task(*, email_id: int) -> bool:
-    return services.order_email_send(email_id=email_id)
+def order_email_send_task(*, email_id: int, queued_at: str | None = None) -> bool:
+    return services.order_email_send(
+        email_id=email_id,
+        queued_at=dt.datetime.fromisoformat(queued_at) if queued_at else None,
+    )
 
 
 @shared_task
@@ -47,3 +53,25 @@ def sandbox_notify_deliver_task(self, *, trade_id: int, trade_status: str) -> bo
     if not delivered:
         raise self.retry(countdown=2**self.request.retries)
     return True
+
+
+@shared_task
+def sandbox_notify_sweep_task() -> int:
+    return services.sandbox_notify_sweep()
+
+
+@shared_task
+def payment_lost_notify_sweep_task() -> int:
+    return services.payment_lost_notify_sweep()
+
+
+@shared_task(
+    autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=300, max_retries=8
+)
+def operator_alert_send_task(*, email_id: int) -> bool:
+    return operator_alerts.operator_alert_send(email_id=email_id)
+
+
+@shared_task
+def operator_alerts_check_task() -> int:
+    return operator_alerts.operator_alerts_check()

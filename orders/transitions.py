@@ -6,6 +6,7 @@ the row, or an illegal one, raises instead of silently overwriting. Callers hold
 the Order row lock, which makes a lost race a bug, not a normal event. A move
 through several states at once (paid and delivered in one notify) checks every
 step and is still one UPDATE: nothing is written, then read back, then written.
+The UPDATEs are plain SQL (config/lib/db.py): they run on every paid order.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from config.lib.db import Write, rows_update, update_write, writes_run
 from config.lib.errors import DomainError
 from orders.models import Order, OrderLine
+from orders.signals import order_lines_delivered, order_status_changed
 
 OS = Order.Status
 LS = OrderLine.Status
@@ -64,10 +69,13 @@ def order_move(
     *,
     via: Sequence[str] = (),
     now: dt.datetime | None = None,
+    also: Sequence[Write] = (),
     **fields: Any,
-) -> None:
+) -> list[Any]:
     """Move an order to `to` (through the states in `via`), setting `fields` too.
 
+    `also`: writes that go with the move (its events, an email row), sent in the
+    same statement (config/lib/db.py `writes_run`); returns their answers.
     Raises IllegalTransitionError when any step is not allowed.
     """
     path = [order.status, *via, to]
@@ -75,17 +83,38 @@ def order_move(
         if end not in ORDER_MOVES[start]:
             raise IllegalTransitionError(f"order {order.number}: {start} → {end}")
     now = now or timezone.now()
-    updated = Order.objects.filter(pk=order.pk, status=order.status).update(
-        status=to, updated_at=now, **fields
+    updated, *answers = writes_run(
+        [
+            update_write(
+                Order,
+                {"pk": order.pk, "status": order.status},
+                status=to,
+                updated_at=now,
+                **fields,
+            ),
+            *also,
+        ]
     )
     if updated != 1:
         raise IllegalTransitionError(
             f"order {order.number} changed under us (was {order.status})"
         )
+    # Told after commit (orders/signals.py): a rolled-back move tells nobody.
+    transaction.on_commit(
+        partial(
+            order_status_changed.send_robust,
+            sender=Order,
+            order_id=order.pk,
+            number=order.number,
+            status=to,
+            previous=order.status,
+        )
+    )
     order.status = to
     order.updated_at = now
     for name, value in fields.items():
         setattr(order, name, value)
+    return answers
 
 
 def lines_move(
@@ -98,7 +127,8 @@ def lines_move(
     """Move lines that share one current state to `to` in one UPDATE.
 
     Raises IllegalTransitionError when a line is in another state or the move is
-    not allowed.
+    not allowed. Lines moved to `delivered` are told to `order_lines_delivered`
+    in this transaction (orders/signals.py: commissions are written with them).
     """
     lines = list(lines)
     if not lines:
@@ -110,9 +140,13 @@ def lines_move(
     if to not in LINE_MOVES[start]:
         raise IllegalTransitionError(f"order line: {start} → {to}")
     now = now or timezone.now()
-    updated = OrderLine.objects.filter(
-        pk__in=[line.pk for line in lines], status=start
-    ).update(status=to, updated_at=now, **fields)
+    updated = rows_update(
+        OrderLine,
+        {"pk": [line.pk for line in lines], "status": start},
+        status=to,
+        updated_at=now,
+        **fields,
+    )
     if updated != len(lines):
         raise IllegalTransitionError(f"order lines changed under us (were {start})")
     for line in lines:
@@ -120,6 +154,8 @@ def lines_move(
         line.updated_at = now
         for name, value in fields.items():
             setattr(line, name, value)
+    if to == LS.DELIVERED:
+        order_lines_delivered.send(sender=OrderLine, lines=lines, now=now)
 
 
 def settled_status(lines: Iterable[OrderLine]) -> str | None:

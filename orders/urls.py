@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import path
 
-from orders import views
+from orders import aftersales_views, views
+from orders.gateways import wechat_page
 
 app_name = "orders"
 urlpatterns = [
@@ -15,6 +17,26 @@ urlpatterns = [
         views.code_reveal,
         name="code-reveal",
     ),
-    path("pay/sandbox/<str:token>/", views.sandbox_pay, name="sandbox-pay"),
+    path(
+        "orders/<str:number>/lines/<int:line_id>/refund/",
+        aftersales_views.line_refund,
+        name="line-refund",
+    ),
+    path(
+        "orders/<str:number>/lines/<int:line_id>/report/",
+        aftersales_views.line_report,
+        name="line-report",
+    ),
+    path("pay/wechat/<str:token>/", wechat_page.wechat_pay, name="wechat-pay"),
+    path(
+        "pay/wechat/<str:token>/status/",
+        wechat_page.wechat_pay_status,
+        name="wechat-pay-status",
+    ),
     path("payments/notify/<str:gateway>/", views.payment_notify, name="payment-notify"),
 ]
+# The sandbox's hosted page exists only while the sandbox gateway is enabled.
+if settings.PAYMENT_SANDBOX_ENABLED:
+    urlpatterns.append(
+        path("pay/sandbox/<str:token>/", views.sandbox_pay, name="sandbox-pay")
+    )

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+import re
 import secrets
+from decimal import Decimal
+from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY
@@ -30,16 +37,31 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import User
 from catalog import cache as catalog_cache
 from catalog.models import Sku
+from config.lib.clientip import client_ip
+from config.lib.db import row_get
 from config.lib.errors import DomainError
-from config.lib.pages import render_shared
+from config.lib.pages import render_shared, value_slot
+from distribution import attribution as reseller_attribution
+from distribution.substore import (
+    ERR_SUBSTORE_GONE,
+    SubstoreError,
+    substore_get,
+    substore_prices,
+    substore_unit_price,
+)
 from fulfillment.availability import SkuOffer
 from fulfillment.services import OutOfStockError
 from orders import selectors, services
 from orders.forms import CheckoutForm
+from orders.gateways import ClientKind, gateway_default, gateway_get
+from orders.gateways import sandbox as sandbox_gateway
 from orders.models import Order, SandboxTrade
 from orders.pricing import QuoteError, bundle_items_for, order_quote
 from orders.selectors import offer_get
 from orders.services.checkout import ERR_SOLD_OUT
+from risk import checkout as risk_checkout
+from risk.device import request_device_id
+from risk.types import Action
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +76,7 @@ class AuthedRequest(HttpRequest):
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
@@ -88,22 +110,64 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @login_required
 def _checkout(request: AuthedRequest) -> HttpResponse:
     """A bad input comes back on the confirmation page with the error at its field;
-    nothing is created."""
+    nothing is created. The risk engine decides before anything is placed
+    (risk/checkout.py): a block or a captcha to solve shows the page again (403)."""
     data = request.POST if request.method == "POST" else request.GET
-    form = CheckoutForm(data)
+    refresh = request.method == "POST" and "captcha_refresh" in data
+    # A submitted captcha answer is checked with the form (one try per image).
+    form = CheckoutForm(
+        data, captcha=request.method == "POST" and "captcha_0" in data and not refresh
+    )
     sku_code = data.get("sku", "")
+    if refresh and form.is_valid():  # "another image": nothing is assessed
+        form.ask_captcha()
+        return _checkout_confirm(request, form, sku_code, status=403)
     if request.method == "GET" or not form.is_valid():
         return _checkout_confirm(request, form, sku_code)
+    # Bought in a reseller's sub-store: its price, recomputed here from the slug
+    # (the form carries no price); a closed one shows the page again.
+    substore = data.get("substore", "")
+    try:
+        unit_price = _substore_unit_price(substore, sku_code) if substore else None
+    except SubstoreError as exc:
+        form.add_error(None, exc.message)
+        return _checkout_confirm(request, form, sku_code, status=400)
+    assessment = risk_checkout.checkout_assess(
+        request,
+        sku_code=sku_code,
+        quantity=form.cleaned_data["quantity"],
+        recharge_account=form.cleaned_data["recharge_account"],
+        captcha_solved="captcha" in form.cleaned_data,
+    )
+    if assessment is not None and risk_checkout.checkout_halt(assessment):
+        placed = selectors.order_get_by_token(
+            user_id=request.user.pk, client_token=form.cleaned_data["token"]
+        )
+        if placed is not None:  # a double click: that order, not a new one
+            return _redirect_to_payment(request, placed)
+        if assessment.action == Action.CAPTCHA:
+            form.ask_captcha()
+        else:  # block: the same words whichever rule fired
+            form.add_error(None, risk_checkout.ERR_BLOCKED)
+        # Recorded as a RiskEvaluation already: no request-log line per stop.
+        request.risk_blocked = True  # type: ignore[attr-defined]
+        return _checkout_confirm(request, form, sku_code, status=403)
     # The happy path looks nothing up before placing: order_place reads the SKU
     # once and the reservation is the stock check.
     try:
-        order = services.order_place(
-            user=request.user,
-            sku_code=sku_code,
-            quantity=form.cleaned_data["quantity"],
-            recharge_account=form.cleaned_data["recharge_account"],
-            client_token=form.cleaned_data["token"],
-            ip_address=_client_ip(request),
+        order = risk_checkout.checkout_place(
+            assessment,
+            partial(
+                services.order_place,
+                user=request.user,
+                sku_code=sku_code,
+                quantity=form.cleaned_data["quantity"],
+                recharge_account=form.cleaned_data["recharge_account"],
+                client_token=form.cleaned_data["token"],
+                ip_address=_client_ip(request),
+                device_id=request_device_id(request),
+                unit_price=unit_price,
+            ),
         )
     except OutOfStockError as exc:
         sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
@@ -115,7 +179,18 @@ def _checkout(request: AuthedRequest) -> HttpResponse:
         field = getattr(exc, "field", None)
         form.add_error(field if field in form.fields else None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400 if field else 409)
+    # Credited to the reseller who brought the shopper (distribution/attribution.py).
+    reseller_attribution.checkout_attribute(
+        request, order=order, substore_slug=substore
+    )
     return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
+
+
+def _substore_unit_price(slug: str, sku_code: str) -> Decimal | None:
+    """The sub-store's price for the SKU; None when the SKU is not on sale
+    (order_place says so). Raises: SubstoreError (unknown or closed)."""
+    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
+    return substore_unit_price(slug=slug, sku=sku) if sku is not None else None
 
 
 def _sold_out(request: HttpRequest, sku: Sku) -> HttpResponse:
@@ -196,35 +271,71 @@ def _checkout_page(
             None,
         )
     )
+    substore = None
+    slug = form.data.get("substore", "")
+    found = substore_get(slug=slug) if slug else None
+    if found is not None:  # the sub-store's price (a copy: the SKU is shared)
+        substore = found[0]
+        sku = copy.copy(sku)
+        sku.price = substore_prices(reseller=found[1], skus=[sku])[sku.id]
+        offer = dataclasses.replace(offer, sku=sku)
+    elif slug and ERR_SUBSTORE_GONE not in form.non_field_errors():
+        form.add_error(None, str(ERR_SUBSTORE_GONE))
     context = {
         "form": form,
         "offer": offer,
+        "substore": substore,
         "quantity": quantity,
         "total": sku.price * quantity,
         "bundle_items": items,
         "account_platform": account_platform,
         "token": form.data.get("token") or secrets.token_urlsafe(16),
         "timeout": settings.ORDER_PAYMENT_TIMEOUT_MINUTES,
+        # Asked for by the risk check: a new image each time (one try per image).
+        "captcha": risk_checkout.captcha_challenge_new()
+        if "captcha" in form.fields
+        else None,
     }
     return render(request, "orders/checkout.html", context, status=status)
 
 
+# Phones get the gateway's mobile cashier (Alipay wap pay, WeChat H5).
+PHONE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPod|HarmonyOS|Windows Phone")
+
+
+def _client_kind(request: HttpRequest) -> ClientKind:
+    agent = request.headers.get("User-Agent", "")
+    return "phone" if PHONE_USER_AGENT.search(agent) else "desktop"
+
+
 def _redirect_to_payment(
-    request: HttpRequest, order: Order, *, gateway: str = "sandbox"
+    request: HttpRequest, order: Order, *, gateway: str | None = None
 ) -> HttpResponse:
+    """To the gateway's pay page; a gateway that refuses or is down: the order page."""
     if order.status != Order.Status.PENDING:
+        return redirect("orders:order-detail", number=order.number)
+    chosen = gateway_get(gateway) if gateway else gateway_default()
+    if chosen is None:
+        messages.error(request, _("暂无可用的支付方式，请稍后再试"))
         return redirect("orders:order-detail", number=order.number)
     notify_base = settings.PAYMENT_NOTIFY_BASE_URL or request.build_absolute_uri(
         "/"
     ).rstrip("/")
-    pay_url = services.payment_start(
-        order=order,
-        notify_url=notify_base + reverse("orders:payment-notify", args=[gateway]),
-        return_url=request.build_absolute_uri(
-            reverse("orders:order-detail", args=[order.number])
-        ),
-        gateway_name=gateway,
-    )
+    try:
+        pay_url = services.payment_start(
+            order=order,
+            notify_url=notify_base
+            + reverse("orders:payment-notify", args=[chosen.name]),
+            return_url=request.build_absolute_uri(
+                reverse("orders:order-detail", args=[order.number])
+            ),
+            gateway_name=chosen.name,
+            client=_client_kind(request),
+        )
+    except (DomainError, httpx.HTTPError):
+        logger.warning("could not start a %s payment", chosen.name, exc_info=True)
+        messages.error(request, _("支付渠道暂时不可用，请稍后在订单页重新支付"))
+        return redirect("orders:order-detail", number=order.number)
     return HttpResponseRedirect(pay_url)
 
 
@@ -236,7 +347,7 @@ def order_pay(request: AuthedRequest, number: str) -> HttpResponse:
     if order.status != Order.Status.PENDING:
         messages.info(request, _("该订单已不是待支付状态"))
         return redirect("orders:order-detail", number=order.number)
-    return _redirect_to_payment(request, order)
+    return _redirect_to_payment(request, order, gateway=request.POST.get("gateway"))
 
 
 @login_required
@@ -297,33 +408,76 @@ def code_reveal(request: AuthedRequest, number: str, code_id: int) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
     """The sandbox gateway's hosted checkout page (it stands in for Alipay's)."""
-    trade = SandboxTrade.objects.filter(token=token).first()
+    if not sandbox_gateway.is_enabled():
+        raise Http404
+    trade = row_get(SandboxTrade, token=token)  # plain SQL: once per paid order
     if trade is None:
         raise Http404
     if request.method == "POST" and trade.status == SandboxTrade.Status.WAITING:
         action = request.POST.get("action")
         if action not in ("pay", "cancel"):
-            return render(
-                request, "orders/sandbox_pay.html", {"trade": trade}, status=400
-            )
+            return _sandbox_page(request, trade, status=400)
         services.sandbox_trade_decide(trade=trade, pay=action == "pay")
         return HttpResponseRedirect(trade.return_url)
-    return render(request, "orders/sandbox_pay.html", {"trade": trade})
+    return _sandbox_page(request, trade)
+
+
+def _sandbox_page(
+    request: HttpRequest, trade: SandboxTrade, *, status: int = 200
+) -> HttpResponse:
+    """The pay page, rendered once per language, trade state and amount; the
+    trade's own values go into their slots (config/lib/pages.py)."""
+    slots = {
+        "subject": trade.subject,
+        "out_trade_no": trade.out_trade_no,
+        "trade_no": trade.trade_no,
+        "return_url": trade.return_url,
+    }
+
+    def context() -> dict[str, Any]:
+        shown = {name: value_slot(name) for name in slots}
+        return {
+            "trade": SimpleNamespace(
+                total_amount=trade.total_amount,
+                status=trade.status,
+                get_status_display=trade.get_status_display(),
+                **shown,
+            )
+        }
+
+    return render_shared(
+        request,
+        "orders/sandbox_pay.html",
+        context,
+        key=f"sandbox-pay:{get_language()}:{trade.status}:{trade.total_amount}",
+        status=status,
+        slots=slots,
+        per_path=False,
+    )
 
 
 # Gateways cannot send our CSRF token; the notify is authenticated by its signature.
 @csrf_exempt
 @require_POST
 def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
-    fields = {key: request.POST.get(key, "") for key in request.POST}
+    """Record and act on a notify; answer in the gateway's own words (its ack)."""
+    handler = gateway_get(gateway)
+    if handler is None:
+        raise Http404
+    source = _client_ip(request)
+    if not services.notify_rate_allow(source=source):
+        # Not recorded: the limit is what keeps a flood out of the table. The
+        # gateway's own "not taken" (it retries later), as 429.
+        _status, content_type, body = handler.ack(accepted=False)
+        return HttpResponse(body, status=429, content_type=content_type)
+    fields = handler.notify_fields(
+        body=request.body, headers=request.headers, post=request.POST
+    )
     try:
         result = services.payment_notify_handle(
-            gateway_name=gateway, fields=fields, remote_addr=_client_ip(request)
+            gateway_name=gateway, fields=fields, remote_addr=source, body=request.body
         )
     except LookupError:
         raise Http404 from None
-    if result.accepted:
-        return HttpResponse("success", content_type="text/plain")
-    return HttpResponse(
-        f"fail: {result.outcome}", status=400, content_type="text/plain"
-    )
+    status, content_type, body = handler.ack(accepted=result.accepted)
+    return HttpResponse(body, status=status, content_type=content_type)

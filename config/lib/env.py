@@ -48,3 +48,22 @@ def env_secret(name: str, default: str = "") -> str:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str = "") -> list[str]:
+    """NAME as comma-separated IP addresses or CIDRs, normalised ("10.0.0.0/8").
+
+    A bad entry is a startup error: a typo must not silently trust nobody,
+    or worse, everybody. Host bits are allowed ("10.0.0.1/8" means 10.0.0.0/8).
+    """
+    import ipaddress
+
+    networks: list[str] = []
+    for item in env_list(name, default):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must list IP addresses or CIDRs, got {item!r}"
+            ) from None
+    return networks

@@ -65,6 +65,26 @@ def http_get(
     )
 
 
+def http_request(
+    method: str,
+    url: str,
+    *,
+    content: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> httpx.Response:
+    """Any method with exact body bytes and headers (signed APIs: WeChat Pay v3)."""
+    _check_target(url)
+    return httpx.request(
+        method,
+        url,
+        content=content,
+        headers=headers,
+        timeout=timeout or settings.HTTP_TIMEOUT_SECONDS,
+        follow_redirects=False,
+    )
+
+
 # --- Pooled JSON clients (supplier adapters) ----------------------------------
 # One httpx.Client per (process, base URL, timeouts): suppliers are called many
 # times a minute, and a pooled keep-alive connection saves a TCP and TLS handshake

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CURRENCY = "CNY"
@@ -14,13 +15,18 @@ def quantize(value: Decimal | int | str) -> Decimal:
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+# What gateways write: digits, at most two decimals; no sign, exponent, spaces or
+# "NaN" (all of which Decimal() accepts), at most ten digits before the point.
+PLAIN_AMOUNT = re.compile(r"(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?")
+
+
 def parse_amount(raw: str) -> Decimal | None:
     """Parse a gateway amount like "30.00"; None when it is not a plain 2-place number."""
+    if not isinstance(raw, str) or not PLAIN_AMOUNT.fullmatch(raw):
+        return None
     try:
         value = Decimal(raw)
     except (InvalidOperation, TypeError, ValueError):
-        return None
-    if not value.is_finite() or value < 0 or value != value.quantize(CENT):
         return None
     return value.quantize(CENT)
 

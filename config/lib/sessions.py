@@ -2,13 +2,21 @@
 
 Django 5.2's `cached_db.SessionStore` already survives a failed cache read and a
 failed write on save, but not the cache write that follows a read from the
-database (a signed-in page would answer 500 during a Redis outage). Here that
-write is logged and skipped: the database row is the session, the cache a copy.
+database (a signed-in page would answer 500 during a Redis outage), nor the
+cache lookup that checks a new session key is free (every login, sign-up
+included, would answer 500). Here that write is logged and skipped and the key
+is checked in the table alone: the database row is the session, the cache a copy.
 
 A logout deletes the cached copy *before* the row and lets a cache error
 through: a session must never survive in the cache after its row is gone (it
 would be valid again once the cache is back), so logging out fails visibly
 during an outage rather than half-way.
+
+A login is different: it moves the session to a new key (`cycle_key`) and then
+deletes the old one. The old key holds what the visitor had before signing in
+(or the same user's session, when they sign in again), so a cached copy that
+outlives the outage grants nothing new. There the row is deleted and the cache
+error logged, and signing in works during an outage.
 """
 
 from __future__ import annotations
@@ -42,6 +50,31 @@ class SessionStore(CachedDbStore):
         except Exception:
             logger.warning("session not copied to the cache: cache unreachable")
         return data
+
+    def exists(self, session_key: str) -> bool:
+        """Whether a new random key is taken: the table answers when the cache cannot."""
+        base: Any = self
+        try:
+            if (self.cache_key_prefix + session_key) in base._cache:
+                return True
+        except Exception:
+            logger.warning(
+                "session key checked in the database only: cache unreachable"
+            )
+        return DbStore.exists(self, session_key)
+
+    def cycle_key(self) -> None:
+        base: Any = self
+        data, old_key = base._session, self.session_key
+        self.create()
+        base._session_cache = data
+        if not old_key:
+            return
+        try:
+            self.delete(old_key)
+        except Exception:
+            logger.warning("old session key not dropped from the cache: unreachable")
+            DbStore.delete(self, old_key)
 
     def delete(self, session_key: str | None = None) -> None:
         if session_key is None:

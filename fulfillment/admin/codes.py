@@ -27,6 +27,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from config.admin import ReadOnlyAdminMixin
+from config.lib.clientip import client_ip
 from fulfillment.admin._common import _staff_user
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services import card_code_reveal, card_codes_export
@@ -39,7 +40,7 @@ MSG_EXPORT_TOO_MANY = _("一次最多导出 %(max)d 个卡密，请缩小筛选�
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return client_ip(request)
 
 
 @admin.register(CardCode)

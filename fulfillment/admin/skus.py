@@ -88,6 +88,7 @@ class SkuAdmin(admin.ModelAdmin):
                     ("sale_starts_at", "sale_ends_at"),
                     ("min_per_order", "max_per_order"),
                     "low_stock_threshold",
+                    "self_refund_hours",
                     "sort_order",
                 )
             },

@@ -24,6 +24,8 @@ from fulfillment.services.codes import (
     card_codes_mark_sold,
     card_codes_release,
     card_codes_reserve,
+    card_codes_reserve_check,
+    card_codes_reserve_sql,
     code_expiry_for_date,
     vault_rotate,
 )
@@ -82,6 +84,8 @@ __all__ = [
     "card_codes_mark_sold",
     "card_codes_release",
     "card_codes_reserve",
+    "card_codes_reserve_check",
+    "card_codes_reserve_sql",
     "card_restock_advance",
     "card_restock_check",
     "card_restock_close",

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from catalog.models import Sku
+from config.lib.db import rows_update
 from config.lib.errors import DomainError
 from fulfillment import vault
-from fulfillment.locks import card_codes_claimable_lock_for_update
+from fulfillment.locks import (
+    card_codes_claim_sql,
+    card_codes_claimable_lock_for_update,
+)
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services.code_import import (  # restock.py imports it from here
     card_codes_add as card_codes_add,
@@ -45,31 +50,77 @@ def card_codes_reserve(
 ) -> list[int]:
     """Reserve `quantity` codes for an order line inside the caller's transaction.
 
-    Raises: OutOfStockError when fewer free codes exist (the caller rolls back).
+    On PostgreSQL the claim and the reservation are one statement
+    (`card_codes_reserve_sql`); elsewhere the claim, then a conditional UPDATE.
+    Raises: OutOfStockError when fewer free codes exist (the caller rolls back:
+        some may have been reserved by then).
     Locks: free CardCode rows, SKIP LOCKED.
     """
+    if connection.vendor == "postgresql":
+        sql, params = card_codes_reserve_sql(
+            sku_id=sku.id, quantity=quantity, now=now, line_sql="%s"
+        )
+        params[1:1] = [order_line_id]  # the line comes after the status
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} RETURNING id", params)
+            ids = [row[0] for row in cursor.fetchall()]
+        card_codes_reserve_check(sku=sku, quantity=quantity, reserved=len(ids))
+        return ids
     ids = card_codes_claimable_lock_for_update(
         sku_id=sku.id, quantity=quantity, now=now
     )
-    if len(ids) < quantity:
-        raise OutOfStockError(
-            str(ERR_OUT_OF_STOCK) % {"sku": sku.name, "available": len(ids)},
-            sku_id=sku.id,
-            available=len(ids),
-        )
+    card_codes_reserve_check(sku=sku, quantity=quantity, reserved=len(ids))
     # Conditional UPDATE: the status guard is the second line of defence after the lock.
-    updated = CardCode.objects.filter(
-        id__in=ids, status=CardCode.Status.AVAILABLE
-    ).update(
-        status=CardCode.Status.RESERVED, order_line_id=order_line_id, reserved_at=now
+    updated = rows_update(
+        CardCode,
+        {"id": ids, "status": CardCode.Status.AVAILABLE},
+        status=CardCode.Status.RESERVED,
+        order_line_id=order_line_id,
+        reserved_at=now,
     )
-    if updated != quantity:
-        raise OutOfStockError(
-            str(ERR_OUT_OF_STOCK) % {"sku": sku.name, "available": updated},
-            sku_id=sku.id,
-            available=updated,
-        )
+    card_codes_reserve_check(sku=sku, quantity=quantity, reserved=updated)
     return ids
+
+
+def card_codes_reserve_sql(
+    *, sku_id: int, quantity: int, now: dt.datetime, line_sql: str
+) -> tuple[str, list[Any]]:
+    """The reservation as one UPDATE (PostgreSQL), for a caller to run or to embed
+    as a data-modifying CTE of its own statement (the checkout's insert).
+
+    `line_sql` is the SQL of the order line's id (a `%s` whose value the caller
+    puts at params[1], or a CTE's `(SELECT id FROM ...)`). The claim is an
+    `= ANY(ARRAY(subquery))`: an InitPlan, run exactly once, so its LIMIT holds
+    whatever plan the UPDATE gets (a LIMITed `IN (subquery)` may be re-run and
+    reserve more codes than asked). The status guard is the second line of
+    defence after the lock. Add `RETURNING id` to learn what was reserved, and
+    check the count (`card_codes_reserve_check`).
+    """
+    claim, claim_params = card_codes_claim_sql(
+        sku_id=sku_id, quantity=quantity, now=now
+    )
+    table = connection.ops.quote_name(CardCode._meta.db_table)
+    return (
+        f'UPDATE {table} SET "status" = %s,'  # noqa: S608 (the model's table)
+        f' "order_line_id" = {line_sql}, "reserved_at" = %s'
+        f' WHERE "id" = ANY(ARRAY({claim})) AND "status" = %s',
+        [
+            CardCode.Status.RESERVED.value,
+            now,
+            *claim_params,
+            CardCode.Status.AVAILABLE.value,
+        ],
+    )
+
+
+def card_codes_reserve_check(*, sku: Sku, quantity: int, reserved: int) -> None:
+    """Raises: OutOfStockError when fewer than `quantity` codes were reserved."""
+    if reserved < quantity:
+        raise OutOfStockError(
+            str(ERR_OUT_OF_STOCK) % {"sku": sku.name, "available": reserved},
+            sku_id=sku.id,
+            available=reserved,
+        )
 
 
 def card_codes_release(*, order_line_ids: list[int]) -> int:
@@ -97,9 +148,12 @@ def card_codes_mark_sold(
     One UPDATE for all the lines. Returns how many codes each line has sold now.
     Idempotent: codes already sold stay as they are.
     """
-    updated = CardCode.objects.filter(
-        order_line_id__in=quantities, status=CardCode.Status.RESERVED
-    ).update(status=CardCode.Status.SOLD, sold_at=now)
+    updated = rows_update(
+        CardCode,
+        {"order_line_id": list(quantities), "status": CardCode.Status.RESERVED},
+        status=CardCode.Status.SOLD,
+        sold_at=now,
+    )
     if len(quantities) == 1 and updated == sum(quantities.values()):
         return dict(quantities)  # the usual case (one line): no second query
     # Several lines (a bundle) share one row count, or a line came up short

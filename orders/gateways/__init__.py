@@ -1,19 +1,87 @@
-"""Payment gateways behind one interface. Registered explicitly; no dynamic loading."""
+"""Payment gateways behind one interface. Registered explicitly; no dynamic loading.
+
+Only the gateways switched on in settings exist: a disabled one is unknown to
+checkout, to the notify endpoint (404) and to every service. The registry is
+built from settings on each call, each real gateway once per configuration (its
+keys are parsed once), so tests that change settings see the change.
+"""
 
 from __future__ import annotations
 
-from orders.gateways.base import Gateway, NotifyRejected, ParsedNotify
-from orders.gateways.sandbox import SandboxGateway
+from functools import lru_cache
 
-_GATEWAYS: dict[str, Gateway] = {"sandbox": SandboxGateway()}
+from orders.gateways import sandbox
+from orders.gateways.alipay import AlipayConfig, AlipayGateway
+from orders.gateways.balance import BalanceGateway
+from orders.gateways.base import (
+    ClientKind,
+    Gateway,
+    GatewayError,
+    GatewayUnavailable,
+    NotifyRejected,
+    ParsedNotify,
+    RefundState,
+)
+from orders.gateways.wechat import WechatConfig, WechatGateway
+
+
+@lru_cache(maxsize=4)
+def _alipay(config: AlipayConfig) -> AlipayGateway:
+    return AlipayGateway(config)
+
+
+@lru_cache(maxsize=4)
+def _wechat(config: WechatConfig) -> WechatGateway:
+    return WechatGateway(config)
+
+
+def _enabled() -> dict[str, Gateway]:
+    """The enabled gateways in the order checkout offers them."""
+    gateways: dict[str, Gateway] = {}
+    alipay_config = AlipayConfig.from_settings()
+    if alipay_config is not None:
+        gateways[AlipayGateway.name] = _alipay(alipay_config)
+    wechat_config = WechatConfig.from_settings()
+    if wechat_config is not None:
+        gateways[WechatGateway.name] = _wechat(wechat_config)
+    if sandbox.is_enabled():
+        gateways[sandbox.SandboxGateway.name] = sandbox.SandboxGateway()
+    return gateways
 
 
 def gateway_get(name: str) -> Gateway | None:
-    return _GATEWAYS.get(name)
+    return _enabled().get(name)
+
+
+# Never offered at checkout nor reachable by a notify: partner API orders are
+# paid from their prepaid balance (orders/gateways/balance.py).
+_INTERNAL: dict[str, Gateway] = {BalanceGateway.name: BalanceGateway()}
+
+
+def gateway_for_payment(name: str) -> Gateway | None:
+    """The gateway a recorded payment went through (refunds), internal ones included."""
+    return _enabled().get(name) or _INTERNAL.get(name)
 
 
 def gateways_all() -> list[Gateway]:
-    return list(_GATEWAYS.values())
+    return list(_enabled().values())
 
 
-__all__ = ["Gateway", "NotifyRejected", "ParsedNotify", "gateway_get", "gateways_all"]
+def gateway_default() -> Gateway | None:
+    """The first enabled gateway: what a shopper who chose none pays with."""
+    return next(iter(_enabled().values()), None)
+
+
+__all__ = [
+    "ClientKind",
+    "Gateway",
+    "GatewayError",
+    "GatewayUnavailable",
+    "NotifyRejected",
+    "ParsedNotify",
+    "RefundState",
+    "gateway_default",
+    "gateway_for_payment",
+    "gateway_get",
+    "gateways_all",
+]

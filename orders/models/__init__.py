@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orders.models.aftersales import BatchFlag, ProblemReport, ReturnedCode
+from orders.models.alerts import OperatorAlert, OperatorAlertEmail, OperatorAlertKind
 from orders.models.emails import OrderEmail
 from orders.models.orders import (
     Order,
@@ -19,14 +21,20 @@ from orders.models.payments import (
 )
 
 __all__ = [
+    "BatchFlag",
+    "OperatorAlert",
+    "OperatorAlertEmail",
+    "OperatorAlertKind",
     "Order",
     "OrderEmail",
     "OrderEvent",
     "OrderLine",
     "Payment",
     "PaymentNotify",
+    "ProblemReport",
     "Refund",
     "RefundLine",
+    "ReturnedCode",
     "SandboxTrade",
     "new_order_number",
     "new_token",

@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from orders.models.aftersales import ProblemReport
 from orders.models.orders import Order
 from orders.models.payments import Refund
 
@@ -16,6 +17,7 @@ class OrderEmail(models.Model):
     class Kind(models.TextChoices):
         DELIVERED = "delivered", _("发货通知")
         REFUNDED = "refunded", _("退款通知")
+        PROBLEM_ANSWERED = "problem_answered", _("问题反馈处理通知")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("待发送")
@@ -36,6 +38,17 @@ class OrderEmail(models.Model):
         related_name="email",
         verbose_name=_("退款"),
     )
+    # Problem-report answers are one per report.
+    report = models.OneToOneField(
+        ProblemReport,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="email",
+        verbose_name=_("问题反馈"),
+    )
+    # "" : the site's default language.
+    language = models.CharField(_("语言"), max_length=10, blank=True)
     to = models.EmailField(verbose_name=_("收件人"))
     status = models.CharField(
         max_length=10, choices=Status, default=Status.PENDING, verbose_name=_("状态")
@@ -57,7 +70,7 @@ class OrderEmail(models.Model):
             # One email of each kind per order: retries never send it twice.
             models.UniqueConstraint(
                 fields=["order", "kind"],
-                condition=Q(refund__isnull=True),
+                condition=Q(refund__isnull=True, report__isnull=True),
                 name="orderemail_once_per_kind",
             ),
         ]

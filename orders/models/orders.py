@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
@@ -100,6 +101,15 @@ class Order(models.Model):
                 condition=Q(status="pending"),
             ),
             models.Index(fields=["user", "status"], name="order_user_status_idx"),
+            # Risk counters from the database (risk/counters.py): orders per IP,
+            # device and account within a window.
+            models.Index(
+                fields=["ip_address", "created_at"], name="order_ip_created_idx"
+            ),
+            models.Index(
+                fields=["device_id", "created_at"], name="order_device_created_idx"
+            ),
+            models.Index(fields=["user", "created_at"], name="order_user_created_idx"),
         ]
 
     def __str__(self) -> str:
@@ -213,6 +223,13 @@ class OrderLine(models.Model):
                 name="orderline_delivered_has_time",
             ),
         ]
+        indexes = [
+            # Risk counters per recharge account, case-insensitive (risk/counters.py
+            # queries recharge_account__iexact, i.e. UPPER(...) = UPPER(...)).
+            models.Index(
+                Upper("recharge_account"), name="orderline_recharge_upper_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku_name} × {self.quantity}"
@@ -250,6 +267,13 @@ class OrderEvent(models.Model):
         CODE_REVEALED = "code_revealed", _("查看卡密")
         EMAIL_QUEUED = "email_queued", _("通知邮件已排队")
         EMAIL_SENT = "email_sent", _("通知邮件已发送")
+        # After-sales (orders/services/aftersales.py, problems.py).
+        PAID_CONFIRMED = "paid_confirmed", _("人工确认到账")
+        LINE_REDELIVERED = "line_redelivered", _("补单")
+        CODES_RETURNED = "codes_returned", _("卡密退回")
+        PROBLEM_REPORTED = "problem_reported", _("问题反馈")
+        PROBLEM_RESOLVED = "problem_resolved", _("问题已处理")
+        CODE_REPLACED = "code_replaced", _("更换卡密")
 
     order = models.ForeignKey(
         Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("订单")

@@ -88,6 +88,11 @@ class PaymentNotify(models.Model):
     remote_addr = models.GenericIPAddressField(
         null=True, blank=True, verbose_name=_("来源 IP")
     )
+    # The payload is stored bounded (orders/services/notify_intake.py); the raw
+    # body's digest still identifies exactly what was sent.
+    body_sha256 = models.CharField(
+        _("报文 SHA-256"), max_length=64, blank=True, editable=False
+    )
     created_at = models.DateTimeField(
         auto_now_add=True, db_index=True, verbose_name=_("创建时间")
     )
@@ -154,6 +159,10 @@ class Refund(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(_("尝试次数"), default=0)
     last_error = models.CharField(_("最近错误"), max_length=200, blank=True)
+    # An operator's form carries a one-time key: a second click finds this refund.
+    request_key = models.CharField(_("请求键"), max_length=64, blank=True)
+    # The language of the shopper's email about it ("" for the site's default).
+    language = models.CharField(_("语言"), max_length=10, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
     claimed_at = models.DateTimeField(_("领取时间"), null=True, blank=True)
     completed_at = models.DateTimeField(
@@ -167,6 +176,11 @@ class Refund(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="refund_amount_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["order", "request_key"],
+                condition=~Q(request_key=""),
+                name="refund_request_key_unique",
             ),
         ]
         indexes = [
@@ -245,12 +259,33 @@ class SandboxTrade(models.Model):
     refund_nos = models.JSONField(
         default=list, blank=True, verbose_name=_("退款单号列表")
     )
+    # The notify this trade owes the shop (its trade_status; "" when none, as
+    # for a trade the shop closed itself), and when the shop acknowledged it:
+    # until then the sweep re-sends it (orders/services/notify_sweep.py).
+    notify_status = models.CharField(_("待发通知"), max_length=20, blank=True)
+    notified_at = models.DateTimeField(_("通知确认时间"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
+    # Also the time of the last notify attempt, which the sweep waits on.
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("更新时间"))
 
     class Meta:
         verbose_name = _("沙箱交易")
         verbose_name_plural = _("沙箱交易")
+        constraints = [
+            # One payable trade per order: two "pay" clicks at once open one.
+            models.UniqueConstraint(
+                fields=["out_trade_no"],
+                condition=Q(status="waiting"),
+                name="sandboxtrade_one_waiting_per_order",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["updated_at"],
+                name="sandboxtrade_notify_due_idx",
+                condition=Q(notified_at__isnull=True) & ~Q(notify_status=""),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.trade_no

@@ -23,9 +23,16 @@ from orders.services.emails import (
     order_email_flush,
     order_email_send,
 )
+from orders.services.notify_intake import notify_rate_allow
+from orders.services.notify_sweep import (
+    payment_lost_notify_check,
+    payment_lost_notify_sweep,
+    sandbox_notify_sweep,
+)
 from orders.services.payments import (
     NotifyResult,
     payment_notify_handle,
+    payment_query_apply,
     payment_start,
     sandbox_notify_deliver,
     sandbox_trade_decide,
@@ -52,6 +59,7 @@ __all__ = [
     "SkuUnavailableError",
     "TooManyUnpaidOrdersError",
     "checkout_known_sold_out",
+    "notify_rate_allow",
     "order_cancel",
     "order_code_reveal",
     "order_email_dispatch",
@@ -64,12 +72,16 @@ __all__ = [
     "order_review_approve",
     "order_review_reject",
     "order_settle",
+    "payment_lost_notify_check",
+    "payment_lost_notify_sweep",
     "payment_notify_handle",
+    "payment_query_apply",
     "payment_start",
     "refund_flush",
     "refund_request",
     "refund_retry",
     "refund_submit",
     "sandbox_notify_deliver",
+    "sandbox_notify_sweep",
     "sandbox_trade_decide",
 ]

@@ -22,11 +22,14 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from catalog.models import Sku
+from config.lib.db import insert_write, rows_get, rows_insert
 from config.lib.errors import DomainError
+from fulfillment.locks import card_codes_lock_for_update
 from fulfillment.models import CardCode, CodeAccessLog
 from fulfillment.services import card_code_reveal, card_codes_mark_sold
+from orders.locks import order_lock_for_update_by_id
 from orders.models import Order, OrderEmail, OrderEvent, OrderLine, Payment
-from orders.services.emails import order_email_queue
+from orders.services.emails import order_email_row, order_email_written
 from orders.transitions import lines_move, order_move, settled_status
 
 logger = logging.getLogger(__name__)
@@ -83,7 +86,7 @@ def order_mark_paid(
         order_move(
             order, Order.Status.REVIEW, via=(Order.Status.PAID,), now=now, **paid.fields
         )
-        OrderEvent.objects.bulk_create(
+        rows_insert(
             [
                 paid.event,
                 OrderEvent(
@@ -112,7 +115,7 @@ def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderL
 
 
 def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[OrderLine]:
-    lines = list(order.lines.all())
+    lines = rows_get(OrderLine, order_id=order.pk)
     reserved = [line for line in lines if line.status == LS.RESERVED]
     codes = [line for line in reserved if line.delivery == Sku.Delivery.CARD_CODE]
     if codes:
@@ -172,7 +175,7 @@ def _settle(
     status = Order.Status.PAID if paid is not None else order.status
     if status in (Order.Status.PENDING, Order.Status.CANCELLED):
         return status
-    lines = list(order.lines.all()) if lines is None else lines
+    lines = rows_get(OrderLine, order_id=order.pk) if lines is None else lines
     _bundles_settle(lines, now)
     settled = settled_status(lines)
     fields = dict(paid.fields) if paid is not None else {}
@@ -192,11 +195,21 @@ def _settle(
             fields["delivered_at"] = now
         events.append(OrderEvent(order=order, kind=_SETTLED_EVENTS[settled]))
     via = (Order.Status.PAID,) if paid is not None else ()
-    order_move(order, target, via=via, now=now, **fields)
-    OrderEvent.objects.bulk_create(events)
-    if settled is not None and any(line.status == LS.DELIVERED for line in lines):
-        # What they got: codes to reveal, accounts credited (one email per order).
-        order_email_queue(order=order, kind=OrderEmail.Kind.DELIVERED)
+    # What they got: codes to reveal, accounts credited (one email per order).
+    email = (
+        order_email_row(order=order, kind=OrderEmail.Kind.DELIVERED)
+        if settled is not None and any(line.status == LS.DELIVERED for line in lines)
+        else None
+    )
+    # The move, its events and the email row: one statement (writes_run).
+    also = [insert_write(events)] if events else []
+    if email is not None:
+        also.append(insert_write([email], once=True))
+    answers = order_move(order, target, via=via, now=now, also=also, **fields)
+    if email is not None and answers[-1] is not None:  # None: written before
+        email.pk = answers[-1]
+        email._state.adding = False
+        order_email_written(email)
     return target
 
 
@@ -238,6 +251,16 @@ def order_code_reveal(
     if code is None:
         raise RevealError(_("该卡密不属于此订单，或尚未发货"))
     with transaction.atomic():
+        # Order → CardCode, as after-sales takes them (orders/services/
+        # self_refund.py): a reveal racing a refund of the same code waits, then
+        # finds the code still this line's, or gone; never both.
+        order_lock_for_update_by_id(order_id=order.id)
+        locked = card_codes_lock_for_update(ids=[code.id])
+        if not locked or (locked[0].status, locked[0].order_line_id) != (
+            CardCode.Status.SOLD,
+            code.order_line_id,
+        ):
+            raise RevealError(_("该卡密已退回或已更换，无法查看"))
         OrderEvent.objects.create(
             order=order,
             kind=OrderEvent.Kind.CODE_REVEALED,

@@ -8,6 +8,7 @@ forged or broken one leaves a trace. Applying it locks the order; the unique
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
@@ -16,10 +17,23 @@ from functools import partial
 from django.db import transaction
 from django.utils import timezone
 
-from config.lib.db import row_insert_once
+from config.lib.db import (
+    insert_write,
+    row_insert,
+    rows_update,
+    update_write,
+    writes_run,
+)
 from config.lib.errors import DomainError
+from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import OutOfStockError
-from orders.gateways import NotifyRejected, ParsedNotify, gateway_get
+from orders.gateways import (
+    ClientKind,
+    NotifyRejected,
+    ParsedNotify,
+    gateway_default,
+    gateway_get,
+)
 from orders.gateways import sandbox as sandbox_gateway
 from orders.locks import order_lock_for_update
 from orders.models import (
@@ -30,16 +44,22 @@ from orders.models import (
     PaymentNotify,
     SandboxTrade,
 )
+from orders.services import notify_intake
 from orders.services.checkout import lines_reserve, order_cancel
 from orders.services.delivery import order_mark_paid
 from orders.services.refunds import refund_payment_whole, refund_request
 from orders.transitions import lines_move
+from risk.cache import risk_snapshot
+from risk.services import risk_assess_paid
+from risk.types import Action, Stage
 
 logger = logging.getLogger(__name__)
 Outcome = PaymentNotify.Outcome
 
 REASON_CANCELLED_NO_STOCK = "paid after cancellation; stock gone"
 REASON_DUPLICATE_PAYMENT = "order was already paid by another trade"
+# A payment found by asking the gateway is recorded as a notify with this id prefix.
+QUERY_NOTIFY_PREFIX = "query:"
 
 
 @dataclass(frozen=True)
@@ -50,50 +70,130 @@ class NotifyResult:
 
 
 def payment_start(
-    *, order: Order, notify_url: str, return_url: str, gateway_name: str = "sandbox"
+    *,
+    order: Order,
+    notify_url: str,
+    return_url: str,
+    gateway_name: str | None = None,
+    client: ClientKind = "desktop",
 ) -> str:
     """Open a payment for a pending order; returns the URL to send the shopper to.
 
-    Raises: DomainError when the order cannot be paid any more.
+    Without a gateway name, the first enabled gateway.
+    Raises: DomainError when the order cannot be paid any more or the gateway
+    refuses; httpx.HTTPError when the gateway cannot be reached.
     """
     if order.status != Order.Status.PENDING:
         raise DomainError("订单不是待支付状态")
-    gateway = gateway_get(gateway_name)
+    gateway = gateway_get(gateway_name) if gateway_name else gateway_default()
     if gateway is None:
         raise DomainError(f"unknown gateway {gateway_name}")
     return gateway.payment_start(
-        order=order, notify_url=notify_url, return_url=return_url
+        order=order, notify_url=notify_url, return_url=return_url, client=client
     )
 
 
 def payment_notify_handle(
-    *, gateway_name: str, fields: dict[str, str], remote_addr: str | None = None
+    *,
+    gateway_name: str,
+    fields: dict[str, str],
+    remote_addr: str | None = None,
+    body: bytes | None = None,
 ) -> NotifyResult:
     """Record and act on one gateway notify.
 
-    1. Record it as received (committed on its own).
-    2. Verify signature and fields; find the order; check the amount.
-    3. Closed trade: cancel the order if it is still pending.
-    4. Paid trade: record the payment and deliver (or re-reserve a cancelled
-       order, or refund when its stock is gone, or refund a second payment).
+    1. Record it as received (committed on its own), its payload bounded and
+       made storable, its raw body's SHA-256 beside it; a field no gateway
+       sends (NUL, longer than its column) records it `invalid` right away.
+    2. Verify signature and fields; then `_notify_apply`: find the order, check
+       the amount, act, and write the outcome in the same transaction.
     Idempotent: on (gateway, trade_no).
     Raises: LookupError for an unknown gateway.
     """
     gateway = gateway_get(gateway_name)
     if gateway is None:
         raise LookupError(gateway_name)
-    notify = PaymentNotify.objects.create(
-        gateway=gateway_name,
-        payload=fields,
-        out_trade_no=fields.get("out_trade_no", "")[:64],
-        trade_no=fields.get("trade_no", "")[:64],
-        notify_id=fields.get("notify_id", "")[:64],
-        remote_addr=remote_addr,
+    problem = notify_intake.fields_problem(fields)
+
+    def column(name: str) -> str:
+        return notify_intake.storable(fields.get(name, ""))[:64]
+
+    notify = row_insert(
+        PaymentNotify(
+            gateway=gateway_name,
+            payload=notify_intake.payload_bound(fields),
+            out_trade_no=column("out_trade_no"),
+            trade_no=column("trade_no"),
+            notify_id=column("notify_id"),
+            remote_addr=remote_addr,
+            body_sha256=hashlib.sha256(body).hexdigest() if body is not None else "",
+            outcome=Outcome.INVALID if problem else Outcome.RECEIVED,
+            message=problem[:200],
+        )
     )
+    if problem:
+        return _finish(notify, accepted=False)
     try:
         parsed = gateway.notify_parse(fields)
     except NotifyRejected as exc:
-        return _finish(notify, exc.code, str(exc), accepted=False)
+        _outcome_record(notify, exc.code, str(exc))
+        return _finish(notify, accepted=False)
+    return _notify_apply(notify=notify, gateway_name=gateway_name, parsed=parsed)
+
+
+def payment_query_apply(*, gateway_name: str, parsed: ParsedNotify) -> NotifyResult:
+    """Honour what a gateway's trade query answered, as if its notify had come.
+
+    For a payment whose notify was lost (orders/services/notify_sweep.py). The
+    answer is recorded as a notify of that gateway with notify_id
+    `query:<trade_no>` and payload `source=query`, then applied exactly as a
+    notify is: a later notify of the same trade is a duplicate.
+    Idempotent: on (gateway, trade_no).
+    """
+    fields = {
+        "source": "query",
+        "out_trade_no": parsed.out_trade_no,
+        "trade_no": parsed.trade_no,
+        "total_amount": str(parsed.amount),
+        "trade_status": parsed.status,
+    }
+    notify = row_insert(
+        PaymentNotify(
+            gateway=gateway_name,
+            payload=notify_intake.payload_bound(fields),
+            out_trade_no=notify_intake.storable(parsed.out_trade_no)[:64],
+            trade_no=notify_intake.storable(parsed.trade_no)[:64],
+            notify_id=notify_intake.storable(QUERY_NOTIFY_PREFIX + parsed.trade_no)[
+                :64
+            ],
+        )
+    )
+    return _notify_apply(notify=notify, gateway_name=gateway_name, parsed=parsed)
+
+
+def _notify_apply(
+    *, notify: PaymentNotify, gateway_name: str, parsed: ParsedNotify
+) -> NotifyResult:
+    """Act on a verified notify (or query answer) recorded as `notify`.
+
+    1. An answer no trade of ours has (amount, lengths) is `invalid`.
+    2. Paid trade for a pending or cancelled order: the risk engine's paid-stage
+       check first, outside the transaction (it may count in Redis); `review`
+       (or `block`: the money is in) holds the order: paid, in review, its
+       stock reserved, nothing delivered until an operator decides.
+    3. Under the order lock: closed trade → cancel the order if still pending;
+       paid trade ("success", nothing else) → record the payment and deliver
+       (or re-reserve a cancelled order, or refund when its stock is gone, or
+       refund a second payment); any other status → `invalid`.
+    4. The outcome is written in that same transaction: a worker killed after
+       the commit leaves the notify saying what was done, never `received`.
+    Locks: Order (then what delivery locks).
+    """
+    problem = notify_intake.parsed_problem(parsed)
+    if problem:
+        _outcome_record(notify, Outcome.INVALID, problem)
+        return _finish(notify, accepted=False)
+    hold_reason = _risk_hold_reason(parsed)
 
     outcome: str
     with transaction.atomic():
@@ -111,35 +211,105 @@ def payment_notify_handle(
                 ("cancelled" if cancelled else ""),
                 True,
             )
-        else:
+        elif parsed.status == "success":
             outcome = _payment_apply(
-                order=order, gateway_name=gateway_name, parsed=parsed
+                order=order,
+                notify=notify,
+                gateway_name=gateway_name,
+                parsed=parsed,
+                hold_reason=hold_reason,
             )
             message, accepted = "", True
-    notify.order_id = order.id if order is not None else None
-    return _finish(notify, outcome, message, accepted=accepted)
+        else:
+            # A gateway's `waiting` (or anything new) never pays an order.
+            outcome, accepted = Outcome.INVALID, False
+            message = f"trade status {parsed.status[:30]} is not final"
+        _outcome_record(
+            notify, outcome, message, order_id=order.id if order is not None else None
+        )
+    return _finish(notify, accepted=accepted)
 
 
-def _finish(
-    notify: PaymentNotify, outcome: str, message: str, *, accepted: bool
-) -> NotifyResult:
-    notify.outcome = outcome
-    notify.message = message[:200]
-    notify.save(update_fields=["outcome", "message", "order"])
+def _outcome_record(
+    notify: PaymentNotify, outcome: str, message: str, *, order_id: int | None = None
+) -> None:
+    """Write the notify's outcome (in the caller's transaction, where it has one),
+    unless it already says exactly that."""
+    message = message[:200]
+    if (notify.outcome, notify.message, notify.order_id) == (
+        outcome,
+        message,
+        order_id,
+    ):
+        return
+    notify.outcome, notify.message, notify.order_id = outcome, message, order_id
+    rows_update(
+        PaymentNotify,
+        {"pk": notify.pk},
+        outcome=outcome,
+        message=message,
+        order_id=order_id,
+    )
+
+
+def _finish(notify: PaymentNotify, *, accepted: bool) -> NotifyResult:
+    """After the outcome is recorded: log a rejection, answer the caller."""
     if not accepted:
         logger.warning(
             "rejected %s notify %s for %s: %s",
             notify.gateway,
             notify.id,
             notify.out_trade_no,
-            outcome,
+            notify.outcome,
         )
-    return NotifyResult(accepted=accepted, outcome=outcome, notify_id=notify.id)
+    return NotifyResult(accepted=accepted, outcome=notify.outcome, notify_id=notify.id)
 
 
-def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> str:
+def _risk_hold_reason(parsed: ParsedNotify) -> str:
+    """Why the risk engine holds this paid order for review ("" to deliver).
+
+    Asked only for a paid trade of an order still pending or cancelled (the ones
+    this notify may deliver); called before the transaction, so the engine's
+    Redis counters are never touched while the order row is locked.
+    """
+    # No paid-stage rule active (the usual case): nothing can hold the order,
+    # and the notify costs no query more (the rules are cached per process).
+    if parsed.status != "success" or not risk_snapshot().by_stage[Stage.PAID]:
+        return ""
+    found = (
+        Order.objects.filter(number=parsed.out_trade_no)
+        .values_list("id", "status", "total_amount")
+        .first()
+    )
+    if found is None:
+        return ""
+    order_id, status, total = found
+    if total != parsed.amount or status not in (
+        Order.Status.PENDING,
+        Order.Status.CANCELLED,
+    ):
+        return ""
+    assessment = risk_assess_paid(
+        order_id=order_id,
+        payment_outcome="paid" if status == Order.Status.PENDING else "reopened",
+    )
+    # Once paid, "block" cannot undo the payment: an operator decides, as for review.
+    if assessment.action not in (Action.REVIEW, Action.BLOCK):
+        return ""
+    return assessment.reasons or "risk review"
+
+
+def _payment_apply(
+    *,
+    order: Order,
+    notify: PaymentNotify,
+    gateway_name: str,
+    parsed: ParsedNotify,
+    hold_reason: str = "",
+) -> str:
     """Record the payment and act on it. The caller holds the Order row lock.
 
+    `hold_reason`: a risk rule holds the order for review once paid.
     Returns the notify outcome; DUPLICATE when this trade was already recorded.
     """
     now = timezone.now()
@@ -151,9 +321,26 @@ def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> 
     )
     # A repeated notify is expected (gateways retry until acknowledged): the
     # unique (gateway, trade_no) key answers it, and refuses a trade replayed on
-    # another order.
-    if not row_insert_once(payment, unique=("gateway", "trade_no")):
+    # another order. The notify is marked paid in the same statement (the
+    # usual outcome; the caller corrects it otherwise): the paid path keeps
+    # its statement count with the outcome inside the transaction.
+    payment_pk, _marked = writes_run(
+        [
+            insert_write([payment], once=True),
+            update_write(
+                PaymentNotify,
+                {"pk": notify.pk},
+                outcome=Outcome.PAID,
+                message="",
+                order_id=order.pk,
+            ),
+        ]
+    )
+    notify.outcome, notify.message, notify.order_id = Outcome.PAID, "", order.pk
+    if payment_pk is None:
         return Outcome.DUPLICATE
+    payment.pk = payment_pk
+    payment._state.adding = False
     if order.status not in (Order.Status.PENDING, Order.Status.CANCELLED):
         # Paid twice (two trades for one order): the second payment goes back whole.
         paid = order.paid_amount + parsed.amount
@@ -181,7 +368,7 @@ def _payment_apply(*, order: Order, gateway_name: str, parsed: ParsedNotify) -> 
         )
         return Outcome.REFUNDED
 
-    order_mark_paid(order=order, payment=payment, now=now)
+    order_mark_paid(order=order, payment=payment, now=now, hold_reason=hold_reason)
     return Outcome.PAID
 
 
@@ -206,39 +393,53 @@ def sandbox_trade_decide(*, trade: SandboxTrade, pay: bool) -> bool:
     """The shopper clicked pay or cancel on the sandbox page: settle the trade, send the notify.
 
     Claim idiom: waiting → paid/closed happens once; a double click finds it settled
-    and sends nothing. The notify goes out after commit through Celery over HTTP,
-    retried until our endpoint replies `success`, as a real gateway would.
+    and sends nothing. The same UPDATE records the notify the trade now owes
+    (`notify_status`); after commit it goes to Celery through the outbox idiom
+    (config/lib/tasks.py), POSTed over HTTP and retried until our endpoint
+    replies `success`, as a real gateway would. A broker that is down leaves it
+    to `sandbox_notify_sweep` (orders/services/notify_sweep.py).
     Returns True when this call settled it.
     """
     from orders.tasks import sandbox_notify_deliver_task
 
     new_status = SandboxTrade.Status.PAID if pay else SandboxTrade.Status.CLOSED
+    trade_status = (
+        sandbox_gateway.TRADE_SUCCESS if pay else sandbox_gateway.TRADE_CLOSED
+    )
     now = timezone.now()
     # One statement, no transaction of its own: the task is queued only after
     # the claim has committed (autocommit), and only by the request that made it.
     claimed = SandboxTrade.objects.filter(
         pk=trade.pk, status=SandboxTrade.Status.WAITING
-    ).update(status=new_status, updated_at=now)
+    ).update(status=new_status, notify_status=trade_status, updated_at=now)
     if claimed != 1:
         return False
-    trade.status, trade.updated_at = new_status, now
+    trade.status, trade.notify_status, trade.updated_at = new_status, trade_status, now
     transaction.on_commit(
         partial(
-            sandbox_notify_deliver_task.delay,
+            enqueue_or_leave_for_sweep,
+            sandbox_notify_deliver_task,
             trade_id=trade.id,
-            trade_status=sandbox_gateway.TRADE_SUCCESS
-            if pay
-            else sandbox_gateway.TRADE_CLOSED,
+            trade_status=trade_status,
         )
     )
     return True
 
 
 def sandbox_notify_deliver(*, trade_id: int, trade_status: str) -> bool:
-    """POST the signed notify to the trade's notify URL; True when it answered `success`."""
+    """POST the signed notify to the trade's notify URL; True when it answered `success`.
+
+    Each attempt is stamped on the trade (`updated_at`: the sweep leaves a
+    trade alone while its task is still trying); the acknowledgement is
+    recorded (`notified_at`), after which nothing re-sends it.
+    Raises: httpx.HTTPError when the shop cannot be reached.
+    """
     from config.lib.http import http_post_form
 
     trade = SandboxTrade.objects.get(id=trade_id)
+    if trade.notified_at is not None:
+        return True  # acknowledged already (a sweep's copy crossed the task)
+    SandboxTrade.objects.filter(pk=trade.pk).update(updated_at=timezone.now())
     fields = sandbox_gateway.notify_fields(
         out_trade_no=trade.out_trade_no,
         trade_no=trade.trade_no,
@@ -246,4 +447,9 @@ def sandbox_notify_deliver(*, trade_id: int, trade_status: str) -> bool:
         status=trade_status,
     )
     response = http_post_form(trade.notify_url, fields)
-    return response.status_code == 200 and response.text.strip() == "success"
+    if response.status_code != 200 or response.text.strip() != "success":
+        return False
+    SandboxTrade.objects.filter(pk=trade.pk, notified_at__isnull=True).update(
+        notified_at=timezone.now()
+    )
+    return True

@@ -29,7 +29,7 @@ from catalog.models import Sku
 from config.lib.errors import DomainError
 from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import card_codes_release
-from orders.gateways import gateway_get
+from orders.gateways import gateway_for_payment
 from orders.locks import order_lock_for_update_by_id, refund_lock_for_update
 from orders.models import (
     Order,
@@ -42,6 +42,7 @@ from orders.models import (
 )
 from orders.services.delivery import order_settle
 from orders.services.emails import order_email_queue
+from orders.signals import order_lines_refunded
 from orders.transitions import lines_move
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ def refund_request(
        lines' refunded amounts grow by conditional UPDATE (never past the amount).
     2. Lines not yet delivered end `refunded` with the reason shown to the shopper;
        a delivered line ends `refunded` only when refunded in full (after-sales).
-    3. The Refund and its RefundLines are written; the order is settled; the
-       submit task is queued after commit (or left for the sweep).
+    3. The Refund and its RefundLines are written; the order is settled;
+       `order_lines_refunded` is told in this transaction (commission clawback);
+       the submit task is queued after commit (or left for the sweep).
     Runs with the Order row locked (the caller's transaction).
     Raises: RefundError (nothing is written).
     """
@@ -151,6 +153,8 @@ def refund_request(
             },
         )
         order_settle(order=order, now=now)
+        # Last, after CardCode: commission rows come after them in the lock order.
+        order_lines_refunded.send(sender=OrderLine, refunds=list(lines), now=now)
         transaction.on_commit(partial(refund_dispatch, refund_id=refund.id))
     return refund
 
@@ -203,7 +207,7 @@ def refund_submit(*, refund_id: int, now: dt.datetime | None = None) -> bool:
     if claimed != 1:
         return False
     refund = Refund.objects.select_related("payment", "order").get(pk=refund_id)
-    gateway = gateway_get(refund.payment.gateway)
+    gateway = gateway_for_payment(refund.payment.gateway)
     try:
         if gateway is None:
             raise DomainError(f"gateway {refund.payment.gateway} is not available")
@@ -274,7 +278,12 @@ def _refund_succeed(*, refund_id: int, now: dt.datetime) -> bool:
                 "refund_no": locked.refund_no,
             },
         )
-        order_email_queue(order=order, kind=OrderEmail.Kind.REFUNDED, refund=locked)
+        order_email_queue(
+            order=order,
+            kind=OrderEmail.Kind.REFUNDED,
+            refund=locked,
+            language=locked.language,
+        )
     return True
 
 

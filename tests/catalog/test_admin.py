@@ -195,6 +195,7 @@ def test_sku_price_change_saves_for_operator(operator_client):
         "min_per_order": 1,
         "max_per_order": 5,
         "low_stock_threshold": 10,
+        "self_refund_hours": 24,
         "sort_order": 100,
     }
 
@@ -287,6 +288,7 @@ def _sku_form_data(sku, **overrides):
         "min_per_order": sku.min_per_order,
         "max_per_order": sku.max_per_order,
         "low_stock_threshold": sku.low_stock_threshold,
+        "self_refund_hours": sku.self_refund_hours,
         "sort_order": sku.sort_order,
         "is_active": "on",
         "_save": "Save",

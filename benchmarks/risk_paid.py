@@ -1,0 +1,109 @@
+"""The risk engine's cost on the paid path, over HTTP: 0 and 20 rules, Redis and
+database counters, in one run.
+
+    .venv/bin/python benchmarks/risk_paid.py [--duration 15] [--clients 8] [--json]
+
+Runs benchmarks/checkout_paid_orders.py four times (fresh database, gunicorn -w 4,
+8 clients buying card codes: checkout POST -> pay page -> signed notify), in the
+order 0/redis, 20/redis, 0/db, 20/db, and prints paid orders/s, the checkout POST's
+median latency and the server's CPU per order for each, with the overhead of 20
+rules against 0 on the same counters. Every run checks what it sold (the
+benchmark's own verification). The in-process cost of one assessment is
+benchmarks/risk_overhead.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import benchlib
+
+HERE = Path(__file__).resolve().parent
+CASES = [(0, "redis"), (20, "redis"), (0, "db"), (20, "db")]
+
+
+def run(rules: int, counters: str, args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "checkout_paid_orders.py"),
+                "--concurrency",
+                str(args.clients),
+                "--duration",
+                str(args.duration),
+                "--stock-test",
+                "0",
+                "--skip-raw",
+                "--skip-rush",
+                "--risk-rules",
+                str(rules),
+                "--risk-counters",
+                counters,
+                "--json-path",
+                out.name,
+            ],
+            check=True,
+            cwd=benchlib.ROOT,
+        )
+        report = json.loads(Path(out.name).read_text())
+    app = report["app"][0]
+    return {
+        "rules": rules,
+        "counters": counters,
+        "paid_per_s": app["paid_per_s"],
+        "checkout_p50_ms": app["step_p50_ms"].get("checkout"),
+        "server_cpu_ms_per_order": app.get("server_cpu_ms_per_order"),
+        "verify_ok": app["verify"]["ok"],
+        "raw": app,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--duration", type=float, default=15.0)
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--json", action="store_true", help="write benchmarks/results/")
+    args = p.parse_args()
+    print(f"machine: {benchlib.machine_info()}")
+    rows = [run(rules, counters, args) for rules, counters in CASES]
+    print()
+    print(
+        "| rules | counters | paid orders/s | checkout p50 ms | server CPU ms/order | checked |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['rules']} | {r['counters']} | {r['paid_per_s']:.1f} | "
+            f"{_fmt(r['checkout_p50_ms'])} | {_fmt(r['server_cpu_ms_per_order'])} | "
+            f"{'ok' if r['verify_ok'] else 'FAIL'} |"
+        )
+    for counters in ("redis", "db"):
+        base, full = (
+            next(r for r in rows if r["rules"] == n and r["counters"] == counters)
+            for n in (0, 20)
+        )
+        if base["server_cpu_ms_per_order"] and full["server_cpu_ms_per_order"]:
+            extra = full["server_cpu_ms_per_order"] - base["server_cpu_ms_per_order"]
+            print(f"20 rules over 0 ({counters}): {extra:+.2f} ms server CPU per order")
+    if args.json:
+        benchlib.RESULTS.mkdir(exist_ok=True)
+        path = benchlib.RESULTS / "risk_paid.json"
+        path.write_text(json.dumps(rows, indent=2, default=str))
+        print(f"wrote {path}")
+    if not all(r["verify_ok"] for r in rows):
+        raise SystemExit("a run's verification failed")
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+if __name__ == "__main__":
+    main()

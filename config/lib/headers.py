@@ -1,0 +1,128 @@
+"""Response headers every page gets: Cache-Control and the Content Security Policy.
+
+Cache-Control: every page Django answers is `private` unless a view said
+`public`: pages carry the visitor's CSRF token and cookies (even the anonymous
+pages served from the whole-page cache, config/lib/pages.py, whose cache is
+server-side), so no shared proxy or CDN may keep one for another visitor. Pages
+that show codes already answer `no-store` (never_cache on the order page and
+the reveal), which includes `private`. Static files never reach this
+middleware: WhiteNoise answers them first, cacheable for a year.
+
+Content Security Policy (django-csp 4, settings.CONTENT_SECURITY_POLICY): no
+inline scripts anywhere; the storefront's behaviour is in static/js. The admin
+gets two additions of its own, measured against Django's and import-export's
+templates rather than exempted from the policy:
+- inline <style> blocks (Django's change list when list_editable, our vault
+  and top-up admin templates): `style-src 'unsafe-inline'`;
+- import-export's export form has one inline handler,
+  `onchange="onSelectToggleChange(event)"`: allowed by its hash alone
+  ('unsafe-hashes' covers event handlers whose text hashes to a listed value,
+  never inline <script> blocks).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable
+
+from csp.constants import HEADER, UNSAFE_HASHES, UNSAFE_INLINE
+from csp.middleware import CheckableLazyObject, CSPMiddleware, PolicyParts
+from csp.utils import build_policy
+from django.conf import settings
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.cache import patch_cache_control
+
+ADMIN_PREFIX = "/admin/"
+# What django-csp's view decorators leave on a response.
+_PER_RESPONSE_ATTRS = tuple(
+    f"_csp_{kind}{suffix}"
+    for kind in ("exempt", "config", "update", "replace")
+    for suffix in ("", "_ro")
+)
+
+
+def _handler_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode()).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+# The exact text of import-export's inline handler (admin/import_export/export.html).
+IMPORT_EXPORT_TOGGLE_HANDLER = "onSelectToggleChange(event)"
+ADMIN_POLICY_UPDATE: dict[str, list[str]] = {
+    "style-src": [UNSAFE_INLINE],
+    "script-src": [UNSAFE_HASHES, _handler_hash(IMPORT_EXPORT_TOGGLE_HANDLER)],
+}
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware, with the admin's additions and the header built once.
+
+    django-csp rebuilds the policy string for every response (about 30 µs, a few
+    per cent of a cached storefront page; 8 µs here). Nearly every response gets
+    one of two strings (storefront or admin), so those are kept, rebuilt only
+    when the setting object changes (override_settings in tests). Anything per response
+    (a nonce used by a template, csp_* view decorators, a report-only policy,
+    excluded prefixes, DEBUG's error pages) takes django-csp's own path.
+    """
+
+    # (the setting it was built from, {is admin: header}), swapped as one object.
+    _cache: tuple[object, dict[bool, str]] = (None, {})
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+        if (
+            not policy
+            or policy.get("EXCLUDE_URL_PREFIXES")
+            or getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+            or getattr(request, "_csp_nonce", None) is not None
+            or any(hasattr(response, attr) for attr in _PER_RESPONSE_ATTRS)
+            or (settings.DEBUG and response.status_code in (404, 500))
+        ):
+            return super().process_response(request, response)
+        if HEADER not in response:
+            response[HEADER] = self._policy(
+                policy, admin=request.path_info.startswith(ADMIN_PREFIX)
+            )
+        # As django-csp does: a nonce asked for after this point is an error.
+        too_late = CheckableLazyObject(self._csp_nonce_post_response)
+        request.csp_nonce = too_late  # type: ignore[attr-defined]
+        return response
+
+    def _policy(self, policy: object, *, admin: bool) -> str:
+        built_from, headers = self._cache
+        if built_from is not policy:
+            headers = {}
+            self._cache = (policy, headers)
+        if admin not in headers:
+            headers[admin] = build_policy(update=ADMIN_POLICY_UPDATE if admin else None)
+        return headers[admin]
+
+    def get_policy_parts(
+        self,
+        request: HttpRequest,
+        response: HttpResponseBase,
+        report_only: bool = False,
+    ) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if request.path_info.startswith(ADMIN_PREFIX):
+            update = dict(parts.update or {})
+            for directive, sources in ADMIN_POLICY_UPDATE.items():
+                update[directive] = [*update.get(directive, ()), *sources]
+            parts.update = update
+        return parts
+
+
+class PrivateCacheMiddleware:
+    """Mark every response `Cache-Control: private` unless the view chose `public`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if "public" not in response.get("Cache-Control", ""):
+            patch_cache_control(response, private=True)
+        return response

@@ -1,0 +1,443 @@
+"""WeChat Pay API v3 (微信支付) on wechatpayv3: Native (a QR code) and H5 (phones).
+
+Platform public key mode: WeChat's answers and callbacks are verified with the
+public key the merchant platform hands out (no certificate download at start).
+Our requests carry the SDK's WECHATPAY2-SHA256-RSA2048 Authorization header; the
+SDK's transport (requests) is replaced by config/lib/http.py, sending exactly the
+bytes that were signed. A callback is verified and its AEAD_AES_256_GCM resource
+decrypted by the SDK; it is acted on only when fresh, for our mchid and appid.
+
+Amounts travel in fen (integers); Kaquan keeps yuan Decimals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from wechatpayv3 import WeChatPay, WeChatPayType
+from wechatpayv3.core import Core
+from wechatpayv3.type import RequestType
+from wechatpayv3.utils import build_authorization
+
+from config.lib.http import http_request
+from config.lib.money import CENT
+from orders.gateways.base import (
+    Ack,
+    ClientKind,
+    GatewayError,
+    GatewayUnavailable,
+    NotifyRejected,
+    ParsedNotify,
+    RefundState,
+)
+
+if TYPE_CHECKING:
+    from orders.models import Order, Payment
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+# The callback headers kept as notify fields (lower case, as recorded).
+HEADERS = (
+    "wechatpay-signature",
+    "wechatpay-timestamp",
+    "wechatpay-nonce",
+    "wechatpay-serial",
+    "wechatpay-signature-type",
+)
+# A callback signed longer ago than this is a replay, not WeChat's retry (each
+# retry is signed afresh).
+NOTIFY_MAX_AGE_SECONDS = 300
+TRADE_STATE: dict[str, Literal["success", "closed", "waiting"]] = {
+    "SUCCESS": "success",
+    "REFUND": "success",  # paid, then (partly) refunded
+    "NOTPAY": "waiting",
+    "USERPAYING": "waiting",
+    "CLOSED": "closed",
+    "REVOKED": "closed",
+    "PAYERROR": "closed",
+}
+REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
+    "SUCCESS": "succeeded",
+    "PROCESSING": "processing",
+    "CLOSED": "failed",
+    "ABNORMAL": "failed",
+}
+
+
+@dataclass(frozen=True)
+class WechatConfig:
+    mchid: str
+    appid: str
+    cert_serial_no: str
+    private_key: str
+    apiv3_key: str
+    public_key: str
+    public_key_id: str
+    api_url: str
+
+    @classmethod
+    def from_settings(cls) -> WechatConfig | None:
+        """None while WeChat Pay is off (settings refuse to start half-configured)."""
+        if not settings.PAYMENT_WECHAT_ENABLED:
+            return None
+        return cls(
+            mchid=settings.WECHAT_PAY_MCHID,
+            appid=settings.WECHAT_PAY_APPID,
+            cert_serial_no=settings.WECHAT_PAY_CERT_SERIAL_NO,
+            private_key=settings.WECHAT_PAY_PRIVATE_KEY,
+            apiv3_key=settings.WECHAT_PAY_APIV3_KEY,
+            public_key=settings.WECHAT_PAY_PUBLIC_KEY,
+            public_key_id=settings.WECHAT_PAY_PUBLIC_KEY_ID,
+            api_url=settings.WECHAT_PAY_API_URL.rstrip("/"),
+        )
+
+
+def fen(amount: Decimal) -> int:
+    return int((amount / CENT).to_integral_exact())
+
+
+def yuan(value: object) -> Decimal | None:
+    return Decimal(value) * CENT if isinstance(value, int) and value >= 0 else None
+
+
+class _Core(Core):  # type: ignore[misc]  # the SDK is untyped
+    """The SDK's signing and verification over our HTTP wrapper."""
+
+    def __init__(self, config: WechatConfig) -> None:
+        super().__init__(
+            mchid=config.mchid,
+            cert_serial_no=config.cert_serial_no,
+            private_key=config.private_key,
+            apiv3_key=config.apiv3_key,
+            public_key=config.public_key,
+            public_key_id=config.public_key_id,
+        )
+        self._gate_way = config.api_url
+
+    def request(
+        self,
+        path: str,
+        method: RequestType = RequestType.GET,
+        data: Any = None,
+        skip_verify: bool = False,
+        sign_data: Any = None,
+        files: Any = None,
+        cipher_data: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str]:
+        """Sign, send, verify: the SDK's request, with the signed bytes sent as such.
+
+        Raises: GatewayUnavailable when a 2xx answer does not verify, httpx.HTTPError.
+        """
+        body = json.dumps(data) if data is not None else ""
+        authorization = build_authorization(
+            path,
+            method.value,
+            self._mchid,
+            self._cert_serial_no,
+            self._private_key,
+            data=body,
+        )
+        response = http_request(
+            method.value,
+            self._gate_way + path,
+            content=body.encode() if method != RequestType.GET else None,
+            headers={
+                **(headers or {}),
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": authorization,
+                "Wechatpay-Serial": self._public_key_id,
+            },
+        )
+        if 200 <= response.status_code < 300 and not skip_verify:
+            try:
+                verified = self._verify_signature(response.headers, response.text)
+            except Exception:  # the SDK raises bare Exception
+                verified = False
+            if not verified:
+                raise GatewayUnavailable("wechat pay reply signature does not verify")
+        return response.status_code, response.text
+
+
+class WechatClient(WeChatPay):  # type: ignore[misc]  # the SDK is untyped
+    def __init__(self, config: WechatConfig) -> None:
+        super().__init__(
+            wechatpay_type=WeChatPayType.NATIVE,
+            mchid=config.mchid,
+            private_key=config.private_key,
+            cert_serial_no=config.cert_serial_no,
+            appid=config.appid,
+            apiv3_key=config.apiv3_key,
+            public_key=config.public_key,
+            public_key_id=config.public_key_id,
+        )
+        self._core = _Core(config)
+
+
+def _answer(code: int, text: str) -> dict[str, Any]:
+    """The JSON of a 2xx answer; a 5xx is worth retrying, a 4xx is a refusal."""
+    if code >= 500:
+        raise GatewayUnavailable(f"wechat pay answered HTTP {code}")
+    try:
+        payload = json.loads(text) if text else {}
+    except ValueError:
+        raise GatewayUnavailable("wechat pay answered something not JSON") from None
+    if not isinstance(payload, dict):
+        raise GatewayUnavailable("wechat pay answered something not an object")
+    if code >= 300:
+        raise GatewayError(
+            f"wechat pay refused: {payload.get('code', code)} "
+            f"{str(payload.get('message', ''))[:120]}",
+            code=str(payload.get("code") or "gateway_refused"),
+        )
+    return payload
+
+
+class WechatGateway:
+    name = "wechat"
+    label = _("微信支付")
+
+    def __init__(self, config: WechatConfig) -> None:
+        self.config = config
+        self.client = WechatClient(config)
+
+    # --- Paying ---------------------------------------------------------------
+
+    def payment_start(
+        self,
+        *,
+        order: Order,
+        notify_url: str,
+        return_url: str,
+        client: ClientKind = "desktop",
+    ) -> str:
+        """Native on desktop (our page shows the QR code), H5 on phones.
+
+        The same order asked again gets the same code_url from WeChat. The trade
+        expires with the order (time_expire).
+        Raises: GatewayError, httpx.HTTPError.
+        """
+        from orders.gateways import wechat_page
+
+        common: dict[str, Any] = {
+            "description": self._description(order),
+            "out_trade_no": order.number,
+            "amount": {"total": fen(order.total_amount), "currency": "CNY"},
+            "time_expire": order.expires_at.astimezone(BEIJING).isoformat(
+                timespec="seconds"
+            ),
+            "notify_url": notify_url,
+        }
+        if client == "phone":
+            payload = _answer(
+                *self.client.pay(
+                    pay_type=WeChatPayType.H5,
+                    scene_info={
+                        "payer_client_ip": order.ip_address or "127.0.0.1",
+                        "h5_info": {"type": "Wap"},
+                    },
+                    **common,
+                )
+            )
+            h5_url = str(payload.get("h5_url", ""))
+            if not h5_url.startswith(("https://", "http://")):
+                raise GatewayUnavailable("wechat pay answered no h5_url")
+            # WeChat sends the shopper back here once they leave its cashier.
+            return f"{h5_url}&redirect_url={quote(return_url, safe='')}"
+        payload = _answer(*self.client.pay(pay_type=WeChatPayType.NATIVE, **common))
+        code_url = str(payload.get("code_url", ""))
+        if not code_url:
+            raise GatewayUnavailable("wechat pay answered no code_url")
+        token = wechat_page.token_make(
+            number=order.number, code_url=code_url, return_url=return_url
+        )
+        return reverse("orders:wechat-pay", args=[token])
+
+    @staticmethod
+    def _description(order: Order) -> str:
+        names = ", ".join(
+            f"{name} x{qty}"
+            for name, qty in order.lines.filter(parent__isnull=True).values_list(
+                "sku_name", "quantity"
+            )
+        )
+        return (names or order.number)[:127]
+
+    # --- Callbacks --------------------------------------------------------------
+
+    def notify_fields(
+        self, *, body: bytes, headers: Mapping[str, str], post: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The raw body (it is what was signed) and the Wechatpay-* headers."""
+        text = body.decode("utf-8", errors="replace")
+        fields = {"body": text}
+        for name in HEADERS:
+            fields[name] = str(headers.get(name, ""))
+        try:
+            notification = json.loads(text)
+        except ValueError:
+            notification = None
+        if isinstance(notification, dict):
+            fields["notify_id"] = str(notification.get("id", ""))[:64]
+        return fields
+
+    def ack(self, *, accepted: bool) -> Ack:
+        if accepted:
+            return 200, "application/json", json.dumps({"code": "SUCCESS"})
+        reply = {"code": "FAIL", "message": "rejected"}
+        return 400, "application/json", json.dumps(reply)
+
+    def notify_parse(self, fields: dict[str, str]) -> ParsedNotify:
+        """Verify the signature, decrypt the resource, check who it is for.
+
+        Raises: NotifyRejected (invalid, bad_signature).
+        """
+        missing = [f for f in ("body", *HEADERS) if not fields.get(f)]
+        if missing:
+            raise NotifyRejected(
+                "missing fields: " + ", ".join(missing), code="invalid"
+            )
+        try:
+            signed_at = int(fields["wechatpay-timestamp"])
+        except ValueError:
+            raise NotifyRejected("timestamp is not a number", code="invalid") from None
+        if abs(time.time() - signed_at) > NOTIFY_MAX_AGE_SECONDS:
+            raise NotifyRejected("signed too long ago", code="bad_signature")
+        headers = {
+            "Wechatpay-Signature": fields["wechatpay-signature"],
+            "Wechatpay-Timestamp": fields["wechatpay-timestamp"],
+            "Wechatpay-Nonce": fields["wechatpay-nonce"],
+            "Wechatpay-Serial": fields["wechatpay-serial"],
+            "Wechatpay-Signature-Type": fields["wechatpay-signature-type"],
+        }
+        try:
+            # None: the signature or the decryption failed.
+            notification = self.client.callback(headers, fields["body"])
+        except Exception:  # the SDK raises bare Exception
+            notification = None
+        if not isinstance(notification, dict):
+            raise NotifyRejected(
+                "signature or encryption does not verify", code="bad_signature"
+            )
+        if notification.get("event_type") != "TRANSACTION.SUCCESS":
+            raise NotifyRejected(
+                f"event {str(notification.get('event_type'))[:40]} is not a payment",
+                code="invalid",
+            )
+        resource = notification.get("resource")
+        if not isinstance(resource, dict):
+            raise NotifyRejected("resource is not an object", code="invalid")
+        trade = self._trade(resource)
+        if trade.status != "success":
+            raise NotifyRejected("trade_state is not SUCCESS", code="invalid")
+        return ParsedNotify(
+            out_trade_no=trade.out_trade_no,
+            trade_no=trade.trade_no,
+            amount=trade.amount,
+            status=trade.status,
+            notify_id=str(notification.get("id", ""))[:64],
+        )
+
+    def _trade(self, resource: Mapping[str, Any]) -> ParsedNotify:
+        """A transaction (callback resource or query answer), checked to be ours.
+
+        Raises: NotifyRejected (invalid).
+        """
+        if resource.get("mchid") != self.config.mchid:
+            raise NotifyRejected(
+                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
+            )
+        if resource.get("appid") != self.config.appid:
+            raise NotifyRejected(
+                f"appid {str(resource.get('appid'))[:32]} is not ours", code="invalid"
+            )
+        amount = resource.get("amount")
+        if not isinstance(amount, dict):
+            raise NotifyRejected("amount is missing", code="invalid")
+        total = yuan(amount.get("total"))
+        if total is None or amount.get("currency", "CNY") != "CNY":
+            raise NotifyRejected("amount is not a CNY amount in fen", code="invalid")
+        state = TRADE_STATE.get(str(resource.get("trade_state")))
+        if state is None:
+            raise NotifyRejected("unknown trade_state", code="invalid")
+        return ParsedNotify(
+            out_trade_no=str(resource.get("out_trade_no", "")),
+            trade_no=str(resource.get("transaction_id", "")),
+            amount=total,
+            status=state,
+            notify_id="",
+        )
+
+    # --- Trade query and close --------------------------------------------------
+
+    def query(self, *, out_trade_no: str) -> ParsedNotify | None:
+        """GET /v3/pay/transactions/out-trade-no/{no}; None when WeChat has none."""
+        code, text = self.client.query(out_trade_no=out_trade_no)
+        if code == 404:
+            return None
+        try:
+            return self._trade(_answer(code, text))
+        except NotifyRejected as exc:
+            raise GatewayUnavailable(f"wechat pay query: {exc.message}") from None
+
+    def close(self, *, out_trade_no: str) -> None:
+        """POST …/close (204). Never opened or already closed is fine; paid refuses."""
+        code, text = self.client.close(out_trade_no=out_trade_no)
+        if code == 404:
+            return
+        try:
+            _answer(code, text)
+        except GatewayError as exc:
+            if exc.code != "ORDER_CLOSED":
+                raise
+
+    # --- Refunds ----------------------------------------------------------------
+
+    def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
+        """POST /v3/refund/domestic/refunds; the same out_refund_no refunds once.
+
+        Accepted (PROCESSING) counts as done: WeChat completes it on its side.
+        Raises: GatewayError when refused or ended CLOSED/ABNORMAL.
+        """
+        payload = _answer(
+            *self.client.refund(
+                out_refund_no=refund_no,
+                transaction_id=payment.trade_no,
+                amount={
+                    "refund": fen(amount),
+                    "total": fen(payment.amount),
+                    "currency": "CNY",
+                },
+            )
+        )
+        status = REFUND_STATUS.get(str(payload.get("status")))
+        if status is None or status == "failed":
+            raise GatewayError(
+                f"wechat pay refund {refund_no}: {payload.get('status')}"
+            )
+
+    def refund_query(self, *, payment: Payment, refund_no: str) -> RefundState | None:
+        """GET /v3/refund/domestic/refunds/{out_refund_no}; None when unknown."""
+        code, text = self.client.query_refund(out_refund_no=refund_no)
+        if code == 404:
+            return None
+        payload = _answer(code, text)
+        status = REFUND_STATUS.get(str(payload.get("status")))
+        if status is None:
+            raise GatewayUnavailable("wechat pay refund query: unknown status")
+        amount = payload.get("amount")
+        return RefundState(
+            refund_no=refund_no,
+            status=status,
+            amount=yuan(amount.get("refund")) if isinstance(amount, dict) else None,
+        )

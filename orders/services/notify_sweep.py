@@ -1,0 +1,147 @@
+"""Sweeps for notifies that never arrived.
+
+Two ways a payment can be made and its order stay unpaid:
+
+- The sandbox gateway's own notify was never delivered: the broker was down
+  when the shopper clicked pay, or the task ran out of retries. The sandbox
+  keeps what it owes on the trade (`notify_status`, `notified_at`), so
+  `sandbox_notify_sweep` sends it again, as a real gateway keeps retrying.
+- A real gateway's notify was lost (its retries ended while we were down, a
+  proxy ate it). Before an order expires, and again right before the expiry
+  sweep cancels it, `payment_lost_notify_check` asks the gateways about the
+  order's trade and honours a paid one through the notify's own path
+  (`payment_query_apply`).
+
+Gateway queries are network calls: made outside any transaction, one order at
+a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import httpx
+from django.utils import timezone
+
+from config.lib.errors import DomainError
+from config.lib.tasks import enqueue_or_leave_for_sweep
+from orders.gateways import gateways_all
+from orders.models import Order, PaymentNotify, SandboxTrade
+from orders.services.payments import payment_query_apply
+
+logger = logging.getLogger(__name__)
+
+# A trade whose notify has not been acknowledged this long after its last
+# attempt is sent again; after a day the sandbox gives up, as Alipay does.
+RESEND_AFTER = dt.timedelta(minutes=1)
+GIVE_UP_AFTER = dt.timedelta(days=1)
+SWEEP_BATCH = 100
+# Pending orders this close to their deadline (or this far past it, not yet
+# cancelled) have their trades looked up; the sweep runs every minute.
+LOST_AHEAD = dt.timedelta(minutes=2)
+LOST_BEHIND = dt.timedelta(minutes=1)
+# What a query-found payment may leave as its outcome: the order was paid by it.
+_PAID_OUTCOMES = (
+    PaymentNotify.Outcome.PAID,
+    PaymentNotify.Outcome.REFUNDED,
+    PaymentNotify.Outcome.DUPLICATE,
+)
+
+
+def sandbox_notify_sweep(*, now: dt.datetime | None = None) -> int:
+    """Queue again the sandbox notifies never acknowledged; returns how many.
+
+    Claim idiom: each due trade's `updated_at` moves to now in a conditional
+    UPDATE, so two sweeps never both send it, and the next try waits
+    RESEND_AFTER again.
+    Idempotent: a notify sent twice is a duplicate for the shop.
+    """
+    from orders.tasks import sandbox_notify_deliver_task
+
+    now = now or timezone.now()
+    due = list(
+        SandboxTrade.objects.filter(
+            notified_at__isnull=True,
+            updated_at__lte=now - RESEND_AFTER,
+            created_at__gte=now - GIVE_UP_AFTER,
+        )
+        .exclude(notify_status="")
+        .order_by("updated_at")
+        .values_list("id", "notify_status", "updated_at")[:SWEEP_BATCH]
+    )
+    queued = 0
+    for trade_id, trade_status, updated_at in due:
+        claimed = SandboxTrade.objects.filter(
+            pk=trade_id, notified_at__isnull=True, updated_at=updated_at
+        ).update(updated_at=now)
+        if claimed != 1:
+            continue
+        queued += enqueue_or_leave_for_sweep(
+            sandbox_notify_deliver_task, trade_id=trade_id, trade_status=trade_status
+        )
+    if queued:
+        logger.info("sandbox: %d unacknowledged notifies sent again", queued)
+    return queued
+
+
+def payment_lost_notify_check(*, out_trade_no: str) -> bool:
+    """Ask every enabled gateway about this order's trade; honour a paid one.
+
+    True when a gateway's paid trade now stands recorded against the order
+    (this call applied it, or it was recorded already). A gateway that cannot
+    be reached, or answers nothing paid, leaves the order as it was.
+    Network calls: call outside any transaction.
+    Idempotent: on (gateway, trade_no), as notifies are.
+    """
+    for gateway in gateways_all():
+        try:
+            trade = gateway.query(out_trade_no=out_trade_no)
+        except (DomainError, httpx.HTTPError):
+            logger.warning(
+                "could not query %s for %s", gateway.name, out_trade_no, exc_info=True
+            )
+            continue
+        if trade is None or trade.status != "success":
+            continue
+        if trade.out_trade_no != out_trade_no:
+            logger.error(
+                "%s answered a query for %s with trade %s of %s",
+                gateway.name,
+                out_trade_no,
+                trade.trade_no,
+                trade.out_trade_no,
+            )
+            continue
+        result = payment_query_apply(gateway_name=gateway.name, parsed=trade)
+        if result.outcome in _PAID_OUTCOMES:
+            logger.info(
+                "%s trade %s of %s found paid by query: %s",
+                gateway.name,
+                trade.trade_no,
+                out_trade_no,
+                result.outcome,
+            )
+            return True
+    return False
+
+
+def payment_lost_notify_sweep(
+    *, now: dt.datetime | None = None, limit: int = SWEEP_BATCH
+) -> int:
+    """Look up the trades of pending orders about to expire; returns how many were paid.
+
+    The orders expiring within LOST_AHEAD, or expired within LOST_BEHIND and
+    not yet cancelled, soonest first.
+    """
+    now = now or timezone.now()
+    numbers = list(
+        Order.objects.filter(
+            status=Order.Status.PENDING,
+            expires_at__gte=now - LOST_BEHIND,
+            expires_at__lte=now + LOST_AHEAD,
+        )
+        .order_by("expires_at")
+        .values_list("number", flat=True)[:limit]
+    )
+    return sum(payment_lost_notify_check(out_trade_no=number) for number in numbers)

@@ -1,0 +1,168 @@
+"""The risk counts from the orders tables: the database path of risk/counters.py.
+
+One SQL statement per group of subjects: the order's own (IP, device, account:
+one table, so PostgreSQL ORs their indexes order_ip_created_idx,
+order_device_created_idx, order_user_created_idx) and the recharge account
+(orderline_recharge_upper_idx). Every count is one `FILTER`ed aggregate of it.
+Each order is counted by its top-level line: a checkout buys one SKU, and a
+bundle's parts sit under its line.
+
+Written as SQL rather than with the ORM on purpose: compiling the equivalent
+queryset (a dozen filtered aggregates over a join) cost about 1.8 ms of CPU per
+checkout, most of the engine's budget (benchmarks/risk_overhead.py). Every value
+is a parameter; the fragments are constants of this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+
+from catalog.models import Product, Sku
+from orders.models import Order, OrderLine
+from risk.matching import (
+    Subject,
+    counted_value,
+    normalize_ip,
+    normalize_recharge_account,
+)
+from risk.rules import SCOPE_PLATFORM, SCOPE_SKU, Metric, Query
+from risk.types import Signals
+
+Fragment = tuple[str, list[Any]]
+
+_SUBJECT_SQL = {
+    Subject.IP: "o.ip_address = %s",
+    Subject.DEVICE: "o.device_id = %s",
+    Subject.ACCOUNT: "o.user_id = %s",
+    # The same expression as the index (PostgreSQL casts varchar to text for UPPER).
+    Subject.RECHARGE_ACCOUNT: "UPPER(l.recharge_account) = UPPER(%s)",
+}
+
+
+def _subject(subject: str, value: str, signals: Signals) -> Fragment:
+    if subject == Subject.IP and "/" in value:
+        if connection.vendor != "postgresql":  # the SQLite demo: the address alone
+            return "o.ip_address = %s", [normalize_ip(signals.ip)]
+        # An IPv6 /64 (matching.counted_value); `<<=` is served by the btree index.
+        return "o.ip_address <<= %s::inet", [value]
+    if subject == Subject.ACCOUNT:
+        return _SUBJECT_SQL[Subject.ACCOUNT], [int(value)]
+    return _SUBJECT_SQL[Subject(subject)], [value]
+
+
+def _scope(query: Query) -> Fragment:
+    if query.scope == SCOPE_SKU:
+        return " AND l.sku_id = %s", [query.scope_id]
+    if query.scope == SCOPE_PLATFORM:
+        sql = (
+            f" AND l.sku_id IN (SELECT s.id FROM {Sku._meta.db_table} s"  # noqa: S608
+            f" JOIN {Product._meta.db_table} p ON p.id = s.product_id"
+            " WHERE p.platform_id = %s)"
+        )
+        return sql, [query.scope_id]
+    return "", []
+
+
+def _time_key(query: Query) -> tuple[str, int | None]:
+    if query.metric == Metric.UNPAID:
+        return "unpaid", None
+    return "since", query.window
+
+
+def _time(query: Query, now: dt.datetime) -> Fragment:
+    if query.metric == Metric.UNPAID:
+        return "(o.status = %s AND o.expires_at > %s)", [Order.Status.PENDING, now]
+    if query.window is None:
+        # Lifetime limits count what was bought: an unpaid order that was
+        # cancelled gives its units back.
+        return "o.status <> %s", [Order.Status.CANCELLED]
+    return "o.created_at > %s", [now - dt.timedelta(seconds=query.window)]
+
+
+def _aggregate(query: Query, where: Fragment, current_ra: str) -> Fragment:
+    sql, params = where
+    if query.metric in (Metric.ORDERS, Metric.UNPAID):
+        return f"COUNT(DISTINCT l.order_id) FILTER (WHERE {sql})", params
+    if query.metric == Metric.AMOUNT:
+        return f"SUM(o.total_amount) FILTER (WHERE {sql})", params
+    if query.metric == Metric.QUANTITY:
+        return f"SUM(l.quantity) FILTER (WHERE {sql})", params
+    # Distinct recharge accounts other than this checkout's (added after).
+    return (
+        f"COUNT(DISTINCT UPPER(l.recharge_account)) FILTER (WHERE {sql}"
+        " AND l.recharge_account <> '' AND UPPER(l.recharge_account) <> UPPER(%s))",
+        [*params, current_ra],
+    )
+
+
+def _current(query: Query, signals: Signals) -> Decimal:
+    """What the checkout being assessed adds to `query`."""
+    if query.metric == Metric.AMOUNT:
+        return signals.amount
+    if query.metric == Metric.QUANTITY:
+        return Decimal(signals.quantity)
+    return Decimal(1)
+
+
+def _one_group(
+    signals: Signals, planned: list[tuple[Query, str]], current_ra: str
+) -> list[Any]:
+    subjects: dict[str, Fragment] = {}
+    times: dict[tuple[str, int | None], Fragment] = {}
+    selects: list[Fragment] = []
+    for query, value in planned:
+        subject = subjects.setdefault(
+            query.subject, _subject(query.subject, value, signals)
+        )
+        time = times.setdefault(_time_key(query), _time(query, signals.now))
+        scope = _scope(query)
+        where = (
+            f"{subject[0]} AND {time[0]}{scope[0]}",
+            [*subject[1], *time[1], *scope[1]],
+        )
+        selects.append(_aggregate(query, where, current_ra))
+    # Constant fragments and model table names; every value is a parameter.
+    sql = (
+        "SELECT "  # noqa: S608
+        + ", ".join(s for s, _p in selects)
+        + f" FROM {OrderLine._meta.db_table} l"
+        + f" JOIN {Order._meta.db_table} o ON o.id = l.order_id"
+        + " WHERE l.parent_id IS NULL"
+        + " AND (" + " OR ".join(s for s, _p in subjects.values()) + ")"
+        + " AND (" + " OR ".join(s for s, _p in times.values()) + ")"
+    )  # fmt: skip
+    params = [p for _s, ps in selects for p in ps]
+    params += [p for _s, ps in subjects.values() for p in ps]
+    params += [p for _s, ps in times.values() for p in ps]
+    if signals.order_id is not None:
+        sql += " AND l.order_id <> %s"
+        params.append(signals.order_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchone())
+
+
+def db_counts(signals: Signals, queries: Mapping[Query, float]) -> dict[Query, Decimal]:
+    """Each query's value from the orders tables, the checkout being assessed
+    included (and, at stage PAID, the order itself counted once).
+
+    Locks: none (plain reads: racing checkouts are Redis's to count).
+    """
+    current_ra = normalize_recharge_account(signals.recharge_account)
+    groups: dict[bool, list[tuple[Query, str]]] = {}
+    for query in queries:
+        value = counted_value(query.subject, signals)
+        if value is not None:
+            is_ra = query.subject == Subject.RECHARGE_ACCOUNT
+            groups.setdefault(is_ra, []).append((query, value))
+    counts: dict[Query, Decimal] = {}
+    for planned in groups.values():
+        row = _one_group(signals, planned, current_ra)
+        for (query, _value), found in zip(planned, row, strict=True):
+            counts[query] = Decimal(found or 0) + _current(query, signals)
+    return counts
