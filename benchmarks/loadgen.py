@@ -229,9 +229,10 @@ ORDER BY expires_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 INSERT_ORDER = """
 INSERT INTO orders_order (number, user_id, email, status, total_amount, paid_amount,
-    refunded_amount, currency, client_token, ip_address, created_at, updated_at, expires_at)
+    refunded_amount, currency, client_token, ip_address, device_id, created_at, updated_at,
+    expires_at)
 VALUES (%(number)s, %(user)s, %(email)s, 'pending', %(price)s, 0, 0, 'CNY', %(token)s,
-    '127.0.0.1', now(), now(), now() + interval '15 minutes')
+    '127.0.0.1', '', now(), now(), now() + interval '15 minutes')
 RETURNING id
 """
 INSERT_LINE = """
@@ -252,17 +253,17 @@ VALUES (%(order)s, %(kind)s, %(actor)s, %(detail)s, now())
 """
 INSERT_TRADE = """
 INSERT INTO orders_sandboxtrade (token, trade_no, out_trade_no, subject, total_amount, notify_url,
-    return_url, status, refunded_amount, refund_nos, created_at, updated_at)
+    return_url, status, refunded_amount, refund_nos, notify_status, created_at, updated_at)
 VALUES (%(token)s, %(trade_no)s, %(number)s, 'Bench SKU × 1', %(price)s,
     'http://127.0.0.1/payments/notify/sandbox/', 'http://127.0.0.1/orders/', 'waiting', 0, '[]',
-    now(), now())
+    '', now(), now())
 """
 SELECT_TRADE = "SELECT id, out_trade_no, trade_no, total_amount, status FROM orders_sandboxtrade WHERE token = %(token)s"
 INSERT_NOTIFY = """
 INSERT INTO orders_paymentnotify (gateway, payload, out_trade_no, trade_no, notify_id, outcome,
-    message, remote_addr, created_at)
+    message, remote_addr, body_sha256, created_at)
 VALUES ('sandbox', %(payload)s, %(number)s, %(trade_no)s, %(notify_id)s, 'received', '',
-    '127.0.0.1', now())
+    '127.0.0.1', '', now())
 RETURNING id
 """
 LOCK_ORDER = "SELECT id, status, total_amount FROM orders_order WHERE number = %(number)s FOR UPDATE"
@@ -283,8 +284,9 @@ UPDATE orders_orderline SET status = 'delivered', delivered_at = now(), updated_
 WHERE id = %(line)s
 """
 INSERT_EMAIL = """
-INSERT INTO orders_orderemail (order_id, kind, "to", status, attempts, last_error, created_at)
-VALUES (%(order)s, 'delivered', %(email)s, 'pending', 0, '', now())
+INSERT INTO orders_orderemail (order_id, kind, "to", status, attempts, last_error, language,
+    created_at)
+VALUES (%(order)s, 'delivered', %(email)s, 'pending', 0, '', '', now())
 """
 MARK_DELIVERED = """
 UPDATE orders_order SET status = 'delivered', delivered_at = now(), updated_at = now()

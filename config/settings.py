@@ -370,8 +370,10 @@ SANDBOX_PAY_SECRET = env_secret("SANDBOX_PAY_SECRET") or (
 PAYMENT_SANDBOX_ENABLED = env_bool("PAYMENT_SANDBOX_ENABLED", True)
 # Where gateways reach us; empty: the host of the request that started the payment.
 PAYMENT_NOTIFY_BASE_URL = env_str("PAYMENT_NOTIFY_BASE_URL").rstrip("/")
-# Gateway notifies taken per source address a minute (429 beyond; 0: no limit).
-PAYMENT_NOTIFY_RATE_LIMIT = env_int("PAYMENT_NOTIFY_RATE_LIMIT", 300)
+# Rejected gateway notifies (bad signature, unknown order...) a source address may
+# send a minute; beyond, its notifies get 429 until the minute is over (0: no limit).
+# Accepted notifies never count: a gateway sends every paid order's from a few hosts.
+PAYMENT_NOTIFY_RATE_LIMIT = env_int("PAYMENT_NOTIFY_RATE_LIMIT", 60)
 # Alipay (orders/gateways/alipay.py): on once its app id is set (or the flag says
 # so); then every value below is required. Keys as PEM or Alipay's bare base64.
 ALIPAY_APP_ID = env_str("ALIPAY_APP_ID")

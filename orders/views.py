@@ -465,9 +465,10 @@ def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
     if handler is None:
         raise Http404
     source = _client_ip(request)
-    if not services.notify_rate_allow(source=source):
-        # Not recorded: the limit is what keeps a flood out of the table. The
-        # gateway's own "not taken" (it retries later), as 429.
+    if services.notify_source_limited(source=source):
+        # A source over its rejected notifies this minute. Not recorded: the
+        # limit is what keeps a forger's flood out of the table. The gateway's
+        # own "not taken" (it retries later), as 429.
         _status, content_type, body = handler.ack(accepted=False)
         return HttpResponse(body, status=429, content_type=content_type)
     fields = handler.notify_fields(
@@ -479,5 +480,7 @@ def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
         )
     except LookupError:
         raise Http404 from None
+    if not result.accepted:
+        services.notify_rejection_note(source=source)
     status, content_type, body = handler.ack(accepted=result.accepted)
     return HttpResponse(body, status=status, content_type=content_type)

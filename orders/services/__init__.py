@@ -23,7 +23,10 @@ from orders.services.emails import (
     order_email_flush,
     order_email_send,
 )
-from orders.services.notify_intake import notify_rate_allow
+from orders.services.notify_intake import (
+    notify_rejection_note,
+    notify_source_limited,
+)
 from orders.services.notify_sweep import (
     payment_lost_notify_check,
     payment_lost_notify_sweep,
@@ -59,7 +62,8 @@ __all__ = [
     "SkuUnavailableError",
     "TooManyUnpaidOrdersError",
     "checkout_known_sold_out",
-    "notify_rate_allow",
+    "notify_rejection_note",
+    "notify_source_limited",
     "order_cancel",
     "order_code_reveal",
     "order_email_dispatch",

@@ -12,8 +12,9 @@ PostgreSQL refuses (a 500 that records nothing). So, before anything else:
   (`fields_problem`), and so does an answer no real trade has (an amount that
   is negative, zero, above `AMOUNT_MAX` or has more than two decimals; an
   order number or trade number longer than ours) after it (`parsed_problem`);
-- each source address gets `PAYMENT_NOTIFY_RATE_LIMIT` notifies a minute
-  (`notify_rate_allow`), counted in the shared cache.
+- each source address may send `PAYMENT_NOTIFY_RATE_LIMIT` *rejected* notifies a
+  minute (`notify_rejection_note`, `notify_source_limited`), counted in the
+  shared cache; then it is answered 429, unrecorded, until the minute is over.
 """
 
 from __future__ import annotations
@@ -151,30 +152,44 @@ def _source_key(source: str | None) -> str:
     return str(address)
 
 
-def notify_rate_allow(*, source: str | None, now: float | None = None) -> bool:
-    """Count one notify from `source`; False when it is over this minute's limit.
+def notify_source_limited(*, source: str | None, now: float | None = None) -> bool:
+    """Whether `source` sent PAYMENT_NOTIFY_RATE_LIMIT rejected notifies this minute.
 
-    A fixed window in the shared cache: one ADD and one INCR. While the cache
-    is down every notify is let through (and logged): a gateway's notify must
-    never be refused for our own outage.
+    Only rejections count (`notify_rejection_note`): a gateway sends every paid
+    order's notify from a few addresses, and a flash sale's hundreds a minute
+    must never be refused; a forger's notifies are all rejected, and once over
+    the limit its source is answered 429 without a record. One cache GET. While
+    the cache is down nothing is limited (and it is logged): a gateway's notify
+    must never be refused for our own outage.
     """
     limit = int(settings.PAYMENT_NOTIFY_RATE_LIMIT)
     if limit <= 0:
-        return True
-    window = int((time.time() if now is None else now) // RATE_WINDOW_SECONDS)
-    key = f"notify-rate:{_source_key(source)}:{window}"
+        return False
+    try:
+        count = cache.get(_rate_key(source, now))
+    except CACHE_ERRORS:
+        logger.warning("notify rate limit not read: cache unavailable", exc_info=True)
+        return False
+    return int(count or 0) >= limit
+
+
+def notify_rejection_note(*, source: str | None, now: float | None = None) -> None:
+    """Count one rejected notify from `source` (a fixed window: one ADD, one INCR)."""
+    if int(settings.PAYMENT_NOTIFY_RATE_LIMIT) <= 0:
+        return
+    key = _rate_key(source, now)
     try:
         cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
         count = int(cache.incr(key))
     except CACHE_ERRORS:
-        logger.warning(
-            "notify rate limit not counted: cache unavailable", exc_info=True
-        )
-        return True
+        logger.warning("notify rejection not counted: cache unavailable", exc_info=True)
+        return
     except ValueError:  # expired between the ADD and the INCR: a new window
-        return True
-    if count > limit:
-        if count == limit + 1:
-            logger.warning("notify rate limit reached for %s", source)
-        return False
-    return True
+        return
+    if count == int(settings.PAYMENT_NOTIFY_RATE_LIMIT):
+        logger.warning("notify rate limit reached for %s", source)
+
+
+def _rate_key(source: str | None, now: float | None) -> str:
+    window = int((time.time() if now is None else now) // RATE_WINDOW_SECONDS)
+    return f"notify-rate:{_source_key(source)}:{window}"

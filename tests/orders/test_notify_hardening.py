@@ -520,3 +520,18 @@ def test_parallel_pay_clicks_open_one_payable_trade(sku):
             ).count()
             == 1
         )
+
+
+def test_accepted_notifies_never_count_against_their_source(settings, alice, sku):
+    """A gateway sends every paid order's notify from a few hosts: a flash sale's
+    hundreds a minute from one address are all taken."""
+    settings.PAYMENT_NOTIFY_RATE_LIMIT = 2
+    orders = [
+        order_place(user=alice, sku_code=sku.code, quantity=1, client_token=f"t{i}")
+        for i in range(3)
+    ]
+
+    answers = [post(signed_notify(placed)).content for placed in orders]
+    answers += [post(signed_notify(placed)).content for placed in orders]  # repeats
+
+    assert answers == [b"success"] * 6
