@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import queue
+import random
 import re
 import resource
 import secrets
@@ -103,6 +104,14 @@ class Shopper:
     def close(self) -> None:
         self.client.close()
 
+    def _forwarded(self) -> dict[str, str]:
+        """spec["spread_ips"]: each checkout from its own address, as many shoppers
+        are (the server trusts 127.0.0.1 as its proxy: TRUSTED_PROXIES)."""
+        if not self.spec.get("spread_ips"):
+            return {}
+        octets = ".".join(str(random.randint(0, 255)) for _ in range(3))
+        return {"X-Forwarded-For": f"10.{octets}"}
+
     def buy(self, session_key: str) -> tuple[str, dict[str, float], str]:
         """One paid order. Returns (outcome, step timings, error text)."""
         steps: dict[str, float] = {}
@@ -119,6 +128,7 @@ class Shopper:
                 "Cookie": cookies,
                 "X-CSRFToken": self.csrf,
                 "Referer": self.base + "/",
+                **self._forwarded(),
             },
         )
         self.client.cookies.clear()  # we send our own Cookie header; ignore Set-Cookie

@@ -4,7 +4,8 @@ database counters, in one run.
     .venv/bin/python benchmarks/risk_paid.py [--duration 15] [--clients 8] [--json]
 
 Runs benchmarks/checkout_paid_orders.py four times (fresh database, gunicorn -w 4,
-8 clients buying card codes: checkout POST -> pay page -> signed notify), in the
+8 clients buying card codes: checkout POST -> pay page -> signed notify, each
+checkout from its own address as a shop's many shoppers are), in the
 order 0/redis, 20/redis, 0/db, 20/db, and prints paid orders/s, the checkout POST's
 median latency and the server's CPU per order for each, with the overhead of 20
 rules against 0 on the same counters. Every run checks what it sold (the
@@ -42,6 +43,7 @@ def run(rules: int, counters: str, args: argparse.Namespace) -> dict[str, Any]:
                 "0",
                 "--skip-raw",
                 "--skip-rush",
+                "--spread-ips",
                 "--risk-rules",
                 str(rules),
                 "--risk-counters",
