@@ -306,3 +306,14 @@ def test_substore_pages_speak_english_too(alice_client, store, month):
     assert "provided by this shop" in home
     assert "You are ordering in the “小B数码” sub-store" in checkout
     assert "This sub-store does not exist or has closed" in gone.content.decode()
+
+
+def test_the_substore_home_links_to_its_own_product_pages_and_the_shop_to_its(
+    client, store, month
+):
+    substore_home = client.get("/s/bobs/").content.decode()
+    shop_home = client.get("/").content.decode()
+
+    assert 'href="/s/bobs/p/tx-vip/"' in substore_home
+    assert 'href="/p/tx-vip/"' in shop_home
+    assert "/s/bobs/" not in shop_home
