@@ -20,9 +20,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from config.lib.db import row_insert_once
-from config.lib.money import ZERO
+from config.lib.money import CENT, ZERO
 from distribution.commissions import (
     RATE_STEP,
+    LevelShare,
     RuleCandidate,
     commission_clawback,
     commission_split,
@@ -70,9 +71,9 @@ def _margin_rate(
     attribution: OrderAttribution, *, order_total: Decimal
 ) -> Decimal | None:
     """A sub-store order's margin as a share of what the shopper paid, rounded
-    down to RATE_STEP (so never above the margin; a fen below at most on most
-    orders). Each line earns it on its own amount, and refunds claw it back at
-    that rate like any commission. None: not a sub-store order."""
+    down to RATE_STEP. Each line earns its exact share of the margin (to the
+    fen); refunds claw it back at this rate like any commission. None: not a
+    sub-store order."""
     if (
         attribution.channel != OrderAttribution.Channel.SUBSTORE
         or attribution.margin <= 0
@@ -146,6 +147,16 @@ def commission_on_line_delivered(
     if margin_rate is not None:
         rates[0] = margin_rate  # a sub-store's owner earns their margin instead
     shares = commission_split(base=base, rates=rates)
+    if margin_rate is not None:
+        # The margin itself, to the fen (its rate, rounded to RATE_STEP, could
+        # lose a fen: 5.00 of 105.00 is 4.7619 %); never past what is left.
+        exact = (attribution.margin * base / line.order.total_amount).quantize(
+            CENT, rounding=ROUND_DOWN
+        )
+        others = sum((share.amount for share in shares[1:]), ZERO)
+        shares[0] = LevelShare(
+            level=1, rate=shares[0].rate, amount=max(min(exact, base - others), ZERO)
+        )
     available_at = now + dt.timedelta(days=settings.COMMISSION_SETTLEMENT_DAYS)
     for share, reseller in zip(shares, levels, strict=True):
         if reseller is None or share.amount <= 0:

@@ -327,3 +327,23 @@ def test_one_line_the_catch_up_cannot_write_does_not_stall_the_others(
     assert ledger(first) == []
     assert [level for _w, level, *_rest in ledger(second)] == [1, 2, 3]
     assert "commission catch-up failed" in caplog.text
+
+
+def test_a_substore_margin_that_is_no_round_rate_is_earned_to_the_fen(
+    client, alice, dave, rules, month
+):
+    # ¥100.00 wholesale + 5 %: the margin is ¥5.00 of ¥105.00 (4.7619… %)
+    dave.substore_slug, dave.markup_rate = "daves", D("0.05")
+    dave.save()
+    client.force_login(alice)
+    client.post(
+        reverse("orders:checkout"),
+        {"sku": "TX-M", "quantity": 1, "token": "t", "substore": "daves"},
+    )
+    order = Order.objects.get()
+    pay(order)
+
+    assert ledger(order)[0] == ("dave", 0, "earn", D("5.00"), "pending")
+    refund(order, "105.00")
+    assert {state for *_rest, state in ledger(order)} == {"void"}
+    assert commissions_reconcile() == []

@@ -155,4 +155,6 @@ def test_a_shopper_buys_in_a_substore_at_its_price(browser, shop):
         Decimal("105.00"),
     )
     assert OrderAttribution.objects.get(order=order).channel == "substore"
-    assert CommissionEntry.objects.get().amount == Decimal("10.50")
+    # bob's margin over his wholesale price (¥100.00), at level 0 (DECISIONS.md)
+    entry = CommissionEntry.objects.get()
+    assert (entry.level, entry.amount) == (0, Decimal("5.00"))
