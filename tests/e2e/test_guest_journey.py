@@ -4,6 +4,9 @@ problem; the operator replaces the code and the guest sees the new one."""
 
 from __future__ import annotations
 
+import re
+import time
+
 import pytest
 from django.core import mail
 
@@ -15,6 +18,7 @@ from tests.e2e.conftest import PHONE, SHOTS
 from tests.factories.accounts import UserFactory
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
+from tests.orders.gateways.conftest import alipay, app_key  # noqa: F401  (fixtures)
 
 CODES = ["GUESTCODE00001", "GUESTCODE00002"]
 
@@ -118,3 +122,33 @@ def test_guest_buys_looks_the_order_up_later_and_reports_a_problem(browser, shop
     )
     page.screenshot(path=SHOTS / "guest-replaced.png", full_page=True)
     later.close()
+
+
+@pytest.mark.usefixtures("alipay")
+def test_guest_pays_with_alipays_stand_in_and_gets_the_order_page(browser, shop):
+    """The pay flow for a guest through Alipay's stand-in (a real HTTP cashier):
+    the return lands on the order page this browser has access to."""
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{shop}/checkout/?sku=TX-VIP-MONTH&quantity=1")
+    page.get_by_label("邮箱").fill("ali@example.com")
+    page.get_by_label("查询密码", exact=True).fill("secret12")
+    page.get_by_label("确认查询密码").fill("secret12")
+    page.get_by_text("支付宝", exact=True).click()
+    page.get_by_role("button", name="提交订单并支付").click()
+
+    page.get_by_role("button", name="确认付款").click()  # Alipay's cashier
+    page.wait_for_url(re.compile(r"/orders/KQ[0-9A-Z]+/\?"))  # with Alipay's return
+    order = Order.objects.get()
+    assert (order.user, order.email) == (None, "ali@example.com")
+    # Alipay's notify comes on its own, from the stand-in's thread.
+    for _ in range(100):
+        order.refresh_from_db()
+        if order.status == Order.Status.DELIVERED:
+            break
+        time.sleep(0.1)
+    assert order.status == Order.Status.DELIVERED
+    page.reload()  # the shopper's own reload: this browser still has access
+    assert page.locator("[data-code-value]").count() == 1
+    page.screenshot(path=SHOTS / "guest-alipay-paid.png", full_page=True)
+    context.close()
