@@ -27,6 +27,8 @@ import base64
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -50,6 +52,29 @@ SESSION_SHOW_KEY = "orders_guest_token_show"
 _TOKEN_SALT = "kaquan.orders.guest_access"  # noqa: S105  (an HMAC salt)
 # How many guest orders one session remembers (the oldest are forgotten).
 SESSION_MAX_ORDERS = 20
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Whose checkout: an account (user_id), or a guest (user_id None) by email."""
+
+    user_id: int | None
+    email: str
+
+    @property
+    def key(self) -> int | str:
+        """The sold-out path's cache key part (checkout_known_sold_out)."""
+        return self.user_id if self.user_id is not None else guest_key(self.email)
+
+    def filter(self) -> dict[str, Any]:
+        if self.user_id is not None:
+            return {"user_id": self.user_id}
+        return {"user__isnull": True, "email": self.email}
+
+
+def guest_key(email: str) -> str:
+    """A guest's key for the placed-order cache: by email (never an account id)."""
+    return "guest:" + email_normalize(email)
 
 
 def email_normalize(email: str) -> str:

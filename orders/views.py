@@ -57,10 +57,11 @@ from orders.access import (
 from orders.forms import CheckoutForm
 from orders.gateways import ClientKind, gateway_default, gateway_get
 from orders.gateways import sandbox as sandbox_gateway
+from orders.guest import guest_key
 from orders.models import Order, SandboxTrade
 from orders.pricing import QuoteError, bundle_items_for, order_quote
 from orders.selectors import offer_get
-from orders.services.checkout import ERR_SOLD_OUT, guest_key
+from orders.services.checkout import ERR_SOLD_OUT
 from risk import checkout as risk_checkout
 from risk.device import request_device_id
 from risk.types import Action

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -35,9 +33,13 @@ from fulfillment.services import (
 )
 from fulfillment.soldout import sold_out_key, sold_out_note
 from orders.gateways import gateways_all
+from orders.guest import Owner, guest_keys
 from orders.guest import email_normalize as guest_email_normalize
-from orders.guest import guest_keys
-from orders.locks import order_lock_for_update_by_id, user_lock_for_update
+from orders.locks import (
+    guest_lock_for_update,
+    order_lock_for_update_by_id,
+    user_lock_for_update,
+)
 from orders.models import Order, OrderEvent, OrderLine
 from orders.models.orders import new_order_number
 from orders.pricing import Quote, QuoteLine, order_quote
@@ -230,43 +232,6 @@ def lines_reserve(lines: Iterable[OrderLine], *, now: dt.datetime) -> None:
             card_codes_reserve(
                 sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
             )
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Whose checkout: an account (user_id), or a guest (user_id None) by email."""
-
-    user_id: int | None
-    email: str
-
-    @property
-    def key(self) -> int | str:
-        """The sold-out path's cache key part (checkout_known_sold_out)."""
-        return self.user_id if self.user_id is not None else guest_key(self.email)
-
-    def filter(self) -> dict[str, Any]:
-        if self.user_id is not None:
-            return {"user_id": self.user_id}
-        return {"user__isnull": True, "email": self.email}
-
-
-def guest_key(email: str) -> str:
-    """A guest's key for the placed-order cache: by email (never an account id)."""
-    return "guest:" + guest_email_normalize(email)
-
-
-def guest_lock_for_update(*, email: str) -> None:
-    """Serialise one guest email's checkouts (unpaid-order limit, double-click
-    token), as user_lock_for_update does for an account: a PostgreSQL advisory
-    lock held until the transaction ends. Nothing elsewhere (no row to lock)."""
-    if connection.vendor != "postgresql":
-        return
-    digest = hashlib.sha256(b"orders.guest:" + email.encode()).digest()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s)",
-            [int.from_bytes(digest[:8], "big", signed=True)],
-        )
 
 
 def _orders_unpaid_or_token(
