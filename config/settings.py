@@ -346,6 +346,11 @@ VAULT_FINGERPRINT_KEY = env_secret("VAULT_FINGERPRINT_KEY") or (
 ORDER_PAYMENT_TIMEOUT_MINUTES = env_int("ORDER_PAYMENT_TIMEOUT_MINUTES", 15)
 # Unpaid orders one shopper may hold, so nobody can lock the stock by not paying.
 ORDER_MAX_UNPAID_PER_USER = env_int("ORDER_MAX_UNPAID_PER_USER", 3)
+# Guest orders (orders/guest.py): /orders/lookup/ attempts per client address and
+# per order number in ORDER_LOOKUP_WINDOW_SECONDS (counted in CACHES["ratelimit"]).
+ORDER_LOOKUP_LIMIT_PER_IP = env_int("ORDER_LOOKUP_LIMIT_PER_IP", 20)
+ORDER_LOOKUP_LIMIT_PER_ORDER = env_int("ORDER_LOOKUP_LIMIT_PER_ORDER", 5)
+ORDER_LOOKUP_WINDOW_SECONDS = env_int("ORDER_LOOKUP_WINDOW_SECONDS", 900)
 COMMISSION_SETTLEMENT_DAYS = env_int("COMMISSION_SETTLEMENT_DAYS", 7)
 # How long a referral link's cookie credits the visitor's orders to its reseller
 # (distribution/attribution.py).

@@ -217,7 +217,12 @@ class OrderAdmin(
         "paid_at",
         "delivered_at",
     )
-    list_filter = (ReviewQueueFilter, "status", "created_at")
+    list_filter = (
+        ReviewQueueFilter,
+        "status",
+        ("user", admin.EmptyFieldListFilter),  # empty: guest orders
+        "created_at",
+    )
     actions = ("approve_review", "reject_review")
     list_select_related = ("user",)
     search_fields = ("=number", "email", "user__email")

@@ -1,6 +1,7 @@
 """The shopper's after-sales on the order page: one-click refund, problem reports.
 
-Thin views: the order is the shopper's own (404 otherwise, as everywhere: order
+Thin views: the order is the shopper's own, their account's or a guest order
+this browser has access to (orders/access.py; 404 otherwise, as everywhere: order
 numbers are never confirmed to exist), the line one of its lines (404), one
 service call, and back to the order page with the outcome said at once; a bad
 report comes back on the order page with its errors at their fields (400).
@@ -9,8 +10,7 @@ report comes back on the order page with its errors at their fields (400).
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
@@ -19,36 +19,34 @@ from django.views.decorators.http import require_POST
 
 from config.lib.errors import DomainError
 from orders import selectors
+from orders.access import login_needed, shopper_actor, shopper_order_or_404
 from orders.aftersales_forms import ProblemReportForm
 from orders.models import Order, OrderLine
 from orders.services.problems import ProblemReportError, problem_report_open
 from orders.services.self_refund import line_self_refund
-from orders.views import AuthedRequest
 
 
 def _order_and_line(
-    request: AuthedRequest, number: str, line_id: int
+    request: HttpRequest, number: str, line_id: int
 ) -> tuple[Order, OrderLine]:
-    order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
-    if order is None:
-        raise Http404
+    order = shopper_order_or_404(request, number)
     line = next((x for x in order.lines.all() if x.id == line_id), None)
     if line is None:
         raise Http404
     return order, line
 
 
-@login_required
+@login_needed
 @never_cache
 @require_POST
-def line_refund(request: AuthedRequest, number: str, line_id: int) -> HttpResponse:
+def line_refund(request: HttpRequest, number: str, line_id: int) -> HttpResponse:
     """One click: the line's unrevealed codes go back, their money follows."""
     order, line = _order_and_line(request, number, line_id)
     try:
         done = line_self_refund(
             order_id=order.id,
             line_id=line.id,
-            user=request.user,
+            user=shopper_actor(request, order),
             language=get_language() or "",
         )
     except DomainError as exc:
@@ -62,10 +60,10 @@ def line_refund(request: AuthedRequest, number: str, line_id: int) -> HttpRespon
     return redirect("orders:order-detail", number=order.number)
 
 
-@login_required
+@login_needed
 @never_cache
 @require_POST
-def line_report(request: AuthedRequest, number: str, line_id: int) -> HttpResponse:
+def line_report(request: HttpRequest, number: str, line_id: int) -> HttpResponse:
     """Report a problem with a delivered line; errors come back at their fields."""
     order, line = _order_and_line(request, number, line_id)
     form = ProblemReportForm(
@@ -77,7 +75,7 @@ def line_report(request: AuthedRequest, number: str, line_id: int) -> HttpRespon
             problem_report_open(
                 order=order,
                 line_id=line.id,
-                user=request.user,
+                user=shopper_actor(request, order),
                 kind=form.cleaned_data["kind"],
                 message=form.cleaned_data["message"],
                 code_id=form.cleaned_data["code"],

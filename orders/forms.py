@@ -9,6 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from orders.gateways import gateway_default, gateways_all
 
 ERR_NO_GATEWAY = _("暂无可用的支付方式，请稍后再试")
+ERR_PASSWORDS_DIFFER = _("两次输入的查询密码不一致")
+LOOKUP_PASSWORD_MIN = 6
 
 
 class CheckoutForm(forms.Form):
@@ -39,13 +41,70 @@ class CheckoutForm(forms.Form):
         error_messages={"invalid_choice": _("请选择可用的支付方式")},
     )
 
-    def __init__(self, *args: Any, captcha: bool = False, **kwargs: Any) -> None:
-        """With `captcha`, the submitted answer to the risk check's captcha is checked too."""
+    def __init__(
+        self,
+        *args: Any,
+        captcha: bool = False,
+        guest: bool = False,
+        guest_required: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """With `captcha`, the submitted answer to the risk check's captcha is checked too.
+
+        `guest` (a shopper not logged in): the email the order goes to and a
+        lookup password (twice), required unless `guest_required` is False (the
+        confirmation page's first GET, asking for another captcha image).
+        """
         super().__init__(*args, **kwargs)
         gateway = cast(forms.ChoiceField, self.fields["gateway"])
         gateway.choices = [(g.name, g.label) for g in gateways_all()]
         if captcha:
             self.ask_captcha()
+        if guest:
+            self._guest_fields(required=guest_required)
+
+    def _guest_fields(self, *, required: bool) -> None:
+        self.fields["email"] = forms.EmailField(
+            label=_("邮箱"),
+            max_length=254,
+            required=required,
+            error_messages={
+                "required": _("请填写接收订单通知的邮箱"),
+                "invalid": _("请输入有效的邮箱地址，例如 name@example.com"),
+            },
+        )
+        self.fields["lookup_password"] = forms.CharField(
+            label=_("查询密码"),
+            min_length=LOOKUP_PASSWORD_MIN,
+            max_length=64,
+            required=required,
+            strip=False,
+            widget=forms.PasswordInput,
+            error_messages={
+                "required": _("请设置查询密码，以后凭订单号、邮箱和它查询订单"),
+                "min_length": _("查询密码至少 %(limit_value)d 位"),
+                "max_length": _("查询密码最长 %(limit_value)d 位"),
+            },
+        )
+        self.fields["lookup_password2"] = forms.CharField(
+            label=_("确认查询密码"),
+            max_length=64,
+            required=required,
+            strip=False,
+            widget=forms.PasswordInput,
+            error_messages={"required": _("请再次输入查询密码")},
+        )
+
+    def clean_email(self) -> str:
+        return str(self.cleaned_data.get("email") or "").strip().lower()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        first = cleaned.get("lookup_password")
+        second = cleaned.get("lookup_password2")
+        if first and second is not None and first != second:
+            self.add_error("lookup_password2", ERR_PASSWORDS_DIFFER)
+        return cleaned
 
     def ask_captcha(self) -> None:
         """The page asks for a captcha (risk/checkout.py): the field is shown from now on."""
@@ -69,3 +128,31 @@ class CheckoutForm(forms.Form):
         if default is None:
             raise forms.ValidationError(ERR_NO_GATEWAY, code="no_gateway")
         return default.name
+
+
+class OrderLookupForm(forms.Form):
+    """/orders/lookup/: a guest order by its number, email and lookup password."""
+
+    number = forms.CharField(
+        label=_("订单号"),
+        max_length=40,
+        error_messages={"required": _("请填写订单号")},
+    )
+    email = forms.EmailField(
+        label=_("下单邮箱"),
+        max_length=254,
+        error_messages={
+            "required": _("请填写下单时的邮箱"),
+            "invalid": _("请输入有效的邮箱地址，例如 name@example.com"),
+        },
+    )
+    password = forms.CharField(
+        label=_("查询密码"),
+        max_length=64,
+        strip=False,
+        widget=forms.PasswordInput,
+        error_messages={"required": _("请填写查询密码")},
+    )
+
+    def clean_number(self) -> str:
+        return str(self.cleaned_data["number"]).strip().upper()

@@ -1,11 +1,14 @@
 """Row locks for orders.
 
 Global lock order: User → Order → OrderLine → Sku/stock → CardCode → TopUp → Commission.
+A guest checkout takes its email's advisory lock where an account's takes User.
 Every service takes locks in this order, so two of them can never wait on each
 other in a cycle (proven by the threaded tests in tests/orders/).
 """
 
 from __future__ import annotations
+
+import hashlib
 
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -28,6 +31,20 @@ def user_lock_for_update(*, user_id: int) -> None:
             f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)}"  # noqa: S608
             f" WHERE {quote(meta.pk.column)} = %s{lock}",
             [user_id],
+        )
+
+
+def guest_lock_for_update(*, email: str) -> None:
+    """Serialise one guest email's checkouts (unpaid-order limit, double-click
+    token), as user_lock_for_update does for an account: a PostgreSQL advisory
+    lock held until the transaction ends. Nothing elsewhere (no row to lock)."""
+    if connection.vendor != "postgresql":
+        return
+    digest = hashlib.sha256(b"orders.guest:" + email.encode()).digest()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s)",
+            [int.from_bytes(digest[:8], "big", signed=True)],
         )
 
 

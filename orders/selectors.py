@@ -32,6 +32,16 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
     A top-up line comes with its TopUp (a LEFT JOIN, no query of its own) and
     `topup_placed`: whether some attempt has gone out to a supplier yet.
     """
+    return _order_get(number=number, user_id=user_id)
+
+
+def order_get_for_guest(*, number: str) -> Order | None:
+    """A guest order (no account) with its lines, as order_get_for_user: for a
+    caller that has checked the visitor's access to it (orders/guest.py)."""
+    return _order_get(number=number, user__isnull=True)
+
+
+def _order_get(**filters: Any) -> Order | None:
     # After-sales (orders/aftersales_selectors.py): the SKU's self-refund window,
     # the product, the latest problem report, whether each code was revealed.
     lines = (
@@ -55,16 +65,23 @@ def order_get_for_user(*, number: str, user_id: int) -> Order | None:
         )
     )
     return (
-        Order.objects.filter(number=number, user_id=user_id)
+        Order.objects.filter(**filters)
         .prefetch_related(Prefetch("lines", queryset=lines))
         .first()
     )
 
 
-def order_get_by_token(*, user_id: int, client_token: str) -> Order | None:
-    """The order this checkout token already made for the shopper, if any (one query)."""
+def order_get_by_token(
+    *, user_id: int | None, client_token: str, email: str = ""
+) -> Order | None:
+    """The order this checkout token already made for the shopper, if any (one
+    query); a guest (user_id None) by the checkout's email."""
     if not client_token:
         return None
+    if user_id is None:
+        return Order.objects.filter(
+            user__isnull=True, email=email, client_token=client_token
+        ).first()
     return Order.objects.filter(user_id=user_id, client_token=client_token).first()
 
 

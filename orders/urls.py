@@ -3,18 +3,21 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import path
 
-from orders import aftersales_views, views
+from orders import aftersales_views, guest_views, order_views, views
 from orders.gateways import wechat_page
 
 app_name = "orders"
 urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
-    path("orders/", views.order_list, name="order-list"),
-    path("orders/<str:number>/", views.order_detail, name="order-detail"),
+    path("orders/", order_views.order_list, name="order-list"),
+    # Guest orders (orders/guest.py): before <number>, which would take "lookup".
+    path("orders/lookup/", guest_views.order_lookup, name="order-lookup"),
+    path("orders/claim/", guest_views.guest_orders_claim, name="guest-claim"),
+    path("orders/<str:number>/", order_views.order_detail, name="order-detail"),
     path("orders/<str:number>/pay/", views.order_pay, name="order-pay"),
     path(
         "orders/<str:number>/codes/<int:code_id>/reveal/",
-        views.code_reveal,
+        order_views.code_reveal,
         name="code-reveal",
     ),
     path(

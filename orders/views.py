@@ -10,25 +10,23 @@ import secrets
 from decimal import Decimal
 from functools import partial
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import SESSION_KEY
-from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
-    JsonResponse,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.http import urlencode
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -51,10 +49,15 @@ from distribution.substore import (
 )
 from fulfillment.availability import SkuOffer
 from fulfillment.services import OutOfStockError
-from orders import selectors, services
+from orders import guest, selectors, services
+from orders.access import (
+    login_needed,
+    shopper_order_or_404,
+)
 from orders.forms import CheckoutForm
 from orders.gateways import ClientKind, gateway_default, gateway_get
 from orders.gateways import sandbox as sandbox_gateway
+from orders.guest import guest_key
 from orders.models import Order, SandboxTrade
 from orders.pricing import QuoteError, bundle_items_for, order_quote
 from orders.selectors import offer_get
@@ -66,25 +69,8 @@ from risk.types import Action
 logger = logging.getLogger(__name__)
 
 
-ORDERS_PER_PAGE = 20
-
-
-class AuthedRequest(HttpRequest):
-    """What a @login_required view receives: the user is a real one."""
-
-    user: User
-
-
 def _client_ip(request: HttpRequest) -> str | None:
     return client_ip(request)
-
-
-def _get_order_for_user(request: AuthedRequest, number: str) -> Order:
-    """The shopper's own order, or 404 (never 403: numbers are not confirmed to exist)."""
-    order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
-    if order is None:
-        raise Http404
-    return order
 
 
 @require_http_methods(["GET", "POST"])
@@ -96,27 +82,37 @@ def checkout(request: HttpRequest) -> HttpResponse:
     the same for everyone (fulfillment/soldout.py). The CSRF check has run.
     """
     if request.method == "POST":
+        # The session (a cache read) only to find this click's own order; a
+        # guest's by the email typed (orders/services/checkout.py guest_key).
+        user_id = request.session.get(SESSION_KEY)
+        email = request.POST.get("email", "")
         sku = services.checkout_known_sold_out(
             sku_code=request.POST.get("sku", ""),
-            # The session (a cache read) only to find this click's own order.
-            user_id=request.session.get(SESSION_KEY),
+            user_id=user_id or (guest_key(email) if email.strip() else None),
             client_token=request.POST.get("token", ""),
         )
         if sku is not None:
             return _sold_out(request, sku)
-    return _checkout(request)  # type: ignore[arg-type]  # login_required checks
+    return _checkout(request)
 
 
-@login_required
-def _checkout(request: AuthedRequest) -> HttpResponse:
+def _checkout(request: HttpRequest) -> HttpResponse:
     """A bad input comes back on the confirmation page with the error at its field;
     nothing is created. The risk engine decides before anything is placed
-    (risk/checkout.py): a block or a captcha to solve shows the page again (403)."""
+    (risk/checkout.py): a block or a captcha to solve shows the page again (403).
+
+    A shopper not logged in buys as a guest (orders/guest.py): an email and a
+    lookup password on the same page; a `login` rule asks them to log in first.
+    """
     data = request.POST if request.method == "POST" else request.GET
     refresh = request.method == "POST" and "captcha_refresh" in data
+    is_guest = not request.user.is_authenticated
     # A submitted captcha answer is checked with the form (one try per image).
     form = CheckoutForm(
-        data, captcha=request.method == "POST" and "captcha_0" in data and not refresh
+        data,
+        captcha=request.method == "POST" and "captcha_0" in data and not refresh,
+        guest=is_guest,
+        guest_required=request.method == "POST" and not refresh,
     )
     sku_code = data.get("sku", "")
     if refresh and form.is_valid():  # "another image": nothing is assessed
@@ -138,20 +134,29 @@ def _checkout(request: AuthedRequest) -> HttpResponse:
         quantity=form.cleaned_data["quantity"],
         recharge_account=form.cleaned_data["recharge_account"],
         captcha_solved="captcha" in form.cleaned_data,
+        guest_email=form.cleaned_data.get("email", ""),
     )
     if assessment is not None and risk_checkout.checkout_halt(assessment):
         placed = selectors.order_get_by_token(
-            user_id=request.user.pk, client_token=form.cleaned_data["token"]
+            user_id=request.user.pk,
+            client_token=form.cleaned_data["token"],
+            email=form.cleaned_data.get("email", ""),
         )
         if placed is not None:  # a double click: that order, not a new one
             return _redirect_to_payment(request, placed)
+        login_url = None
         if assessment.action == Action.CAPTCHA:
             form.ask_captcha()
+        elif assessment.action == Action.LOGIN:  # only ever a guest's
+            form.add_error(None, ERR_LOGIN_FIRST)
+            login_url = _login_url_back(sku_code, form.cleaned_data["quantity"])
         else:  # block: the same words whichever rule fired
             form.add_error(None, risk_checkout.ERR_BLOCKED)
         # Recorded as a RiskEvaluation already: no request-log line per stop.
         request.risk_blocked = True  # type: ignore[attr-defined]
-        return _checkout_confirm(request, form, sku_code, status=403)
+        return _checkout_confirm(
+            request, form, sku_code, status=403, login_url=login_url
+        )
     # The happy path looks nothing up before placing: order_place reads the SKU
     # once and the reservation is the stock check.
     try:
@@ -159,7 +164,9 @@ def _checkout(request: AuthedRequest) -> HttpResponse:
             assessment,
             partial(
                 services.order_place,
-                user=request.user,
+                user=None if is_guest else cast(User, request.user),
+                guest_email=form.cleaned_data.get("email", ""),
+                guest_password=form.cleaned_data.get("lookup_password", ""),
                 sku_code=sku_code,
                 quantity=form.cleaned_data["quantity"],
                 recharge_account=form.cleaned_data["recharge_account"],
@@ -183,6 +190,9 @@ def _checkout(request: AuthedRequest) -> HttpResponse:
     reseller_attribution.checkout_attribute(
         request, order=order, substore_slug=substore
     )
+    if order.is_guest:  # this browser opens it; its link is shown once paid
+        guest.access_grant(request.session, order.number)
+        guest.token_show_later(request.session, order.number)
     return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
 
 
@@ -215,8 +225,26 @@ def _sold_out(request: HttpRequest, sku: Sku) -> HttpResponse:
     )
 
 
+ERR_LOGIN_FIRST = gettext_lazy("为保障交易安全，这笔订单需要先登录账号再购买。")
+
+
+def _login_url_back(sku_code: str, quantity: int) -> str:
+    """The login page, coming back to this confirmation page."""
+    back = (
+        reverse("orders:checkout")
+        + "?"
+        + urlencode({"sku": sku_code, "quantity": str(quantity)})
+    )
+    return reverse("account_login") + "?" + urlencode({"next": back})
+
+
 def _checkout_confirm(
-    request: AuthedRequest, form: CheckoutForm, sku_code: str, *, status: int = 200
+    request: HttpRequest,
+    form: CheckoutForm,
+    sku_code: str,
+    *,
+    status: int = 200,
+    login_url: str | None = None,
 ) -> HttpResponse:
     """The confirmation page: what will be bought, for how much, and what is missing."""
     offer = offer_get(code=sku_code)
@@ -224,7 +252,9 @@ def _checkout_confirm(
         messages.error(request, _("该商品当前不在售"))
         return _back_to_product(sku_code)
     if not form.is_valid():
-        return _checkout_page(request, form, offer, status=max(status, 400))
+        return _checkout_page(
+            request, form, offer, status=max(status, 400), login_url=login_url
+        )
     if request.method == "GET":
         quantity = form.cleaned_data["quantity"]
         try:
@@ -253,7 +283,12 @@ def _back_to_product(sku_code: str) -> HttpResponse:
 
 
 def _checkout_page(
-    request: AuthedRequest, form: CheckoutForm, offer: SkuOffer, *, status: int = 200
+    request: HttpRequest,
+    form: CheckoutForm,
+    offer: SkuOffer,
+    *,
+    status: int = 200,
+    login_url: str | None = None,
 ) -> HttpResponse:
     sku = offer.sku
     quantity = form.cleaned_data.get("quantity") if form.is_bound else None
@@ -295,6 +330,11 @@ def _checkout_page(
         "captcha": risk_checkout.captcha_challenge_new()
         if "captcha" in form.fields
         else None,
+        "guest": "email" in form.fields,
+        "login_url": login_url,
+        "guest_login_url": reverse("account_login")
+        + "?"
+        + urlencode({"next": request.get_full_path()}),
     }
     return render(request, "orders/checkout.html", context, status=status)
 
@@ -339,69 +379,15 @@ def _redirect_to_payment(
     return HttpResponseRedirect(pay_url)
 
 
-@login_required
+@login_needed
 @require_POST
-def order_pay(request: AuthedRequest, number: str) -> HttpResponse:
+def order_pay(request: HttpRequest, number: str) -> HttpResponse:
     """ "Pay now" on a pending order: back to the gateway's page for it."""
-    order = _get_order_for_user(request, number)
+    order = shopper_order_or_404(request, number)
     if order.status != Order.Status.PENDING:
         messages.info(request, _("该订单已不是待支付状态"))
         return redirect("orders:order-detail", number=order.number)
     return _redirect_to_payment(request, order, gateway=request.POST.get("gateway"))
-
-
-@login_required
-def order_list(request: AuthedRequest) -> HttpResponse:
-    paginator = Paginator(
-        selectors.order_list_for_user(user_id=request.user.pk), ORDERS_PER_PAGE
-    )
-    page = paginator.get_page(request.GET.get("page"))
-    return render(
-        request, "orders/order_list.html", {"orders": page.object_list, "page": page}
-    )
-
-
-@login_required
-@never_cache
-def order_detail(request: AuthedRequest, number: str) -> HttpResponse:
-    order = _get_order_for_user(request, number)
-    return render(
-        request, "orders/order_detail.html", selectors.order_page_context(order=order)
-    )
-
-
-@login_required
-@never_cache
-@require_POST
-def code_reveal(request: AuthedRequest, number: str, code_id: int) -> HttpResponse:
-    """Decrypt one code for its buyer (audited). JSON for the page's script, HTML otherwise."""
-    wants_json = "application/json" in request.headers.get("Accept", "")
-    order = selectors.order_get_for_user(number=number, user_id=request.user.pk)
-    if order is None:
-        if wants_json:
-            return JsonResponse(
-                {"error": {"code": "not_found", "message": _("订单不存在")}}, status=404
-            )
-        raise Http404
-    try:
-        plaintext = services.order_code_reveal(
-            order=order,
-            code_id=code_id,
-            user=request.user,
-            ip_address=_client_ip(request),
-        )
-    except DomainError as exc:
-        if wants_json:
-            return JsonResponse(
-                {"error": {"code": exc.code, "message": exc.message}}, status=400
-            )
-        messages.error(request, exc.message)
-        return redirect("orders:order-detail", number=order.number)
-    if wants_json:
-        return JsonResponse({"code": plaintext})
-    context = selectors.order_page_context(order=order)
-    context["revealed"] = {code_id: plaintext}
-    return render(request, "orders/order_detail.html", context)
 
 
 @never_cache

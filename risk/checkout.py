@@ -7,7 +7,7 @@ The checkout view asks here after its form is valid and before `order_place`:
    the SKU from the catalog cache, then asks `risk.services.risk_assess`. It
    reads no table: the SKU is the one `order_place` reads next (cached), and the
    amount is the quote's total, price × quantity.
-2. `block` and `captcha` stop the checkout there (the view renders the page
+2. `block`, `captcha` and `login` (a guest asked to log in) stop the checkout there (the view renders the page
    again; `checkout_halt` drops the engine's provisional counts, since no
    order was made). `allow` and `review` go on through `checkout_place`, which
    confirms the counts with the new order's id, or drops them when
@@ -70,8 +70,12 @@ def checkout_signals(
     quantity: int,
     recharge_account: str,
     now: dt.datetime,
+    guest_email: str = "",
 ) -> Signals:
-    """What the engine is told about this checkout (no secrets, no queries)."""
+    """What the engine is told about this checkout (no secrets, no queries).
+
+    A guest (not logged in): no account, and the email typed at checkout.
+    """
     user = request.user
     return Signals(
         stage=Stage.CHECKOUT,
@@ -81,7 +85,7 @@ def checkout_signals(
         ua_hash=ua_hash(request),
         user_id=user.pk,
         account_created_at=getattr(user, "date_joined", None),
-        email=getattr(user, "email", "") or "",
+        email=(getattr(user, "email", "") or guest_email).strip().lower(),
         recharge_account=recharge_account.strip(),
         sku_id=sku.id,
         platform_id=sku.product.platform_id,
@@ -98,6 +102,7 @@ def checkout_assess(
     quantity: int,
     recharge_account: str = "",
     captcha_solved: bool = False,
+    guest_email: str = "",
     now: dt.datetime | None = None,
 ) -> Assessment | None:
     """The engine's decision for this checkout (recorded), or None when the SKU is
@@ -114,7 +119,12 @@ def checkout_assess(
     if captcha_solved:
         captcha_pass_remember(device)
     signals = checkout_signals(
-        request, sku=sku, quantity=quantity, recharge_account=recharge_account, now=now
+        request,
+        sku=sku,
+        quantity=quantity,
+        recharge_account=recharge_account,
+        now=now,
+        guest_email=guest_email,
     )
     return risk_assess(
         signals, captcha_passed=captcha_solved or captcha_pass_has(device)
@@ -122,11 +132,12 @@ def checkout_assess(
 
 
 def checkout_halt(assessment: Assessment) -> bool:
-    """Stop the checkout here? True for block, or for a captcha to solve first.
+    """Stop the checkout here? True for block, a captcha to solve first, or a
+    guest to log in first (`login`: the engine passes it over for an account).
 
     No order will be made then: the engine's provisional counts are dropped.
     """
-    if assessment.action not in (Action.BLOCK, Action.CAPTCHA):
+    if assessment.action not in (Action.BLOCK, Action.CAPTCHA, Action.LOGIN):
         return False
     risk_checkout_abandon(assessment)
     return True

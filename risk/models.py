@@ -47,6 +47,8 @@ class RiskRule(models.Model):
     class ActionChoice(models.TextChoices):
         ALLOW = "allow", _("放行")
         CAPTCHA = "captcha", _("验证码")
+        # Guests must log in first; an account's checkout goes on (allow).
+        LOGIN = "login", _("要求登录")
         REVIEW = "review", _("人工审核")
         BLOCK = "block", _("拦截")
 

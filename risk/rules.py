@@ -18,8 +18,11 @@ How the decision is made (`evaluate`):
 3. Otherwise the first fired rule in priority order decides. A `captcha` rule
    the shopper has already satisfied (captcha_passed) is passed over, so the
    next fired rule decides: solving a captcha never opens a block behind it.
-4. At stage PAID the money is taken: `block` and `captcha` cannot apply any
-   more and become `review` (the order waits for an operator).
+4. A `login` rule asks a guest (no account: signals.user_id None) to log in
+   first; for a shopper with an account it is satisfied already and passed
+   over like a solved captcha. Severity: between captcha and review.
+5. At stage PAID the money is taken: `block`, `captcha` and `login` cannot
+   apply any more and become `review` (the order waits for an operator).
 Every fired rule is reported, in priority order, whichever decided.
 """
 
@@ -386,8 +389,14 @@ def evaluate(
     for hit in fired:
         if hit.action == Action.CAPTCHA and captcha_passed:
             continue
+        if hit.action == Action.LOGIN and signals.user_id is not None:
+            continue  # logged in already
         decision = hit.action
         break
-    if signals.stage == Stage.PAID and decision in (Action.BLOCK, Action.CAPTCHA):
+    if signals.stage == Stage.PAID and decision in (
+        Action.BLOCK,
+        Action.CAPTCHA,
+        Action.LOGIN,
+    ):
         decision = Action.REVIEW
     return Verdict(decision, tuple(fired))

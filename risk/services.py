@@ -100,7 +100,7 @@ def _assess(
         rules, signals, result.counts, snapshot.lists, captcha_passed=captcha_passed
     )
     hold = result.hold
-    if hold and verdict.action in (Action.BLOCK, Action.CAPTCHA):
+    if hold and verdict.action in (Action.BLOCK, Action.CAPTCHA, Action.LOGIN):
         # No order follows a block, nor a captcha until it is solved (and the
         # solved attempt is assessed, and counted, afresh).
         counters.counters_release(hold)
@@ -180,15 +180,15 @@ def _paid_signals(order: Order, *, payment_outcome: str, now: dt.datetime) -> Si
         .order_by("id")
         .first()
     )
-    user = order.user
+    user = order.user  # None for a guest order
     return Signals(
         stage=Stage.PAID,
         now=now,
         ip=order.ip_address,
         device=order.device_id,
-        user_id=user.pk,
-        account_created_at=user.date_joined,
-        email=order.email or user.email,
+        user_id=user.pk if user is not None else None,
+        account_created_at=user.date_joined if user is not None else None,
+        email=order.email or (user.email if user is not None else ""),
         recharge_account=line.recharge_account if line else "",
         sku_id=line.sku_id if line else None,
         platform_id=line.sku.product.platform_id if line else None,

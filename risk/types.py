@@ -20,6 +20,7 @@ class Stage(StrEnum):
 class Action(StrEnum):
     ALLOW = "allow"
     CAPTCHA = "captcha"
+    LOGIN = "login"  # a guest logs in first; an account's checkout is allowed
     REVIEW = "review"
     BLOCK = "block"
 
@@ -29,8 +30,9 @@ class Severity(IntEnum):
 
     ALLOW = 0
     CAPTCHA = 1
-    REVIEW = 2
-    BLOCK = 3
+    LOGIN = 2
+    REVIEW = 3
+    BLOCK = 4
 
 
 @dataclass(frozen=True)

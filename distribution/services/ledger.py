@@ -49,7 +49,7 @@ ERR_REFUND_NOT_ON_LINE = gettext_lazy(
 
 
 def _beneficiaries(
-    attribution: OrderAttribution, buyer_id: int
+    attribution: OrderAttribution, buyer_id: int | None
 ) -> list[Reseller | None]:
     """Level 1 is the credited reseller, 2 its upline, 3 the next; None: nobody earns.
 

@@ -335,10 +335,13 @@ def order_attribute(
             )
         )
     candidates.append((_approved_by_code(referral_code), CH.REFERRAL_LINK))
+    # A guest order (no account) is bound to nobody: its link or sub-store only.
     binding = (
         CustomerBinding.objects.select_related("reseller")
         .filter(user_id=order.user_id, reseller__status=RS.APPROVED)
         .first()
+        if order.user_id is not None
+        else None
     )
     candidates.append((binding.reseller if binding else None, CH.BOUND_CUSTOMER))
     for reseller, channel in candidates:

@@ -143,6 +143,8 @@ class CodeAccessLog(models.Model):
 
     class Action(models.TextChoices):
         REVEALED_BY_BUYER = "revealed_by_buyer", _("买家查看")
+        # A guest order's buyer (no account: actor is empty; orders/guest.py).
+        REVEALED_BY_GUEST = "revealed_by_guest", _("游客买家查看")
         REVEALED_BY_STAFF = "revealed_by_staff", _("员工查看")
         EXPORTED = "exported", _("导出")
 
@@ -157,6 +159,8 @@ class CodeAccessLog(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         verbose_name=_("操作人"),
+        null=True,  # a guest buyer (action revealed_by_guest)
+        blank=True,
     )
     action = models.CharField(max_length=20, choices=Action, verbose_name=_("动作"))
     ip_address = models.GenericIPAddressField(

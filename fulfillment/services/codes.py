@@ -169,13 +169,14 @@ def card_codes_mark_sold(
 def card_code_reveal(
     *,
     code: CardCode,
-    actor: User,
+    actor: User | None,
     action: str = CodeAccessLog.Action.REVEALED_BY_BUYER,
     ip_address: str | None = None,
 ) -> str:
     """Decrypt one code for a permitted viewer and write the audit row first.
 
-    The caller has checked that `actor` may see it (owner or permissioned staff).
+    The caller has checked that `actor` may see it (owner or permissioned staff);
+    None for a guest order's buyer with access to it (action revealed_by_guest).
     """
     CodeAccessLog.objects.create(
         code=code, actor=actor, action=action, ip_address=ip_address

@@ -44,8 +44,31 @@ class Order(models.Model):
         on_delete=models.PROTECT,
         related_name="orders",
         verbose_name=_("用户"),
+        # None: a guest order (bought with an email only; orders/guest.py).
+        null=True,
+        blank=True,
     )
     email = models.EmailField(_("通知邮箱"))
+    # A guest order's keys (orders/guest.py): the lookup password the guest chose,
+    # hashed with Django's password hashers, and the sha256 of its access link's
+    # token. Both blank for an account's order.
+    # (db_default: raw inserts of an account's order, e.g. benchmarks/loadgen.py.)
+    lookup_password = models.CharField(
+        _("查询密码"),
+        max_length=128,
+        blank=True,
+        editable=False,
+        default="",
+        db_default="",
+    )
+    access_token_hash = models.CharField(
+        _("访问令牌摘要"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        default="",
+        db_default="",
+    )
     status = models.CharField(
         _("状态"), max_length=20, choices=Status, default=Status.PENDING
     )
@@ -93,6 +116,12 @@ class Order(models.Model):
                 condition=~Q(client_token=""),
                 name="order_client_token_unique",
             ),
+            # A guest's double click: one order per email and checkout token.
+            models.UniqueConstraint(
+                fields=["email", "client_token"],
+                condition=Q(user__isnull=True) & ~Q(client_token=""),
+                name="order_guest_client_token_unique",
+            ),
         ]
         indexes = [
             models.Index(
@@ -110,10 +139,22 @@ class Order(models.Model):
                 fields=["device_id", "created_at"], name="order_device_created_idx"
             ),
             models.Index(fields=["user", "created_at"], name="order_user_created_idx"),
+            # Guest orders by email: the per-email checkout limit, and claiming.
+            # (a guest's email is stored lower-cased.)
+            models.Index(
+                fields=["email", "status"],
+                name="order_guest_email_idx",
+                condition=Q(user__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def is_guest(self) -> bool:
+        """Bought without an account (until claimed into one)."""
+        return self.user_id is None
 
     @property
     def is_pending(self) -> bool:
@@ -274,6 +315,8 @@ class OrderEvent(models.Model):
         PROBLEM_REPORTED = "problem_reported", _("问题反馈")
         PROBLEM_RESOLVED = "problem_resolved", _("问题已处理")
         CODE_REPLACED = "code_replaced", _("更换卡密")
+        # A guest order moved into the account of its verified email (orders/guest.py).
+        CLAIMED = "claimed", _("游客订单已认领")
 
     order = models.ForeignKey(
         Order, on_delete=models.CASCADE, related_name="events", verbose_name=_("订单")

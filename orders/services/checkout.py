@@ -33,8 +33,15 @@ from fulfillment.services import (
 )
 from fulfillment.soldout import sold_out_key, sold_out_note
 from orders.gateways import gateways_all
-from orders.locks import order_lock_for_update_by_id, user_lock_for_update
+from orders.guest import Owner, guest_keys
+from orders.guest import email_normalize as guest_email_normalize
+from orders.locks import (
+    guest_lock_for_update,
+    order_lock_for_update_by_id,
+    user_lock_for_update,
+)
 from orders.models import Order, OrderEvent, OrderLine
+from orders.models.orders import new_order_number
 from orders.pricing import Quote, QuoteLine, order_quote
 from orders.transitions import lines_move, order_move
 
@@ -45,6 +52,13 @@ EXPIRE_BATCH = 500
 
 class CheckoutError(DomainError):
     code = "checkout_error"
+
+
+class GuestEmailError(CheckoutError):
+    """A guest checkout without an email (the view's form asks for it first)."""
+
+    code = "guest_email"
+    field = "email"
 
 
 class SkuUnavailableError(CheckoutError):
@@ -60,6 +74,7 @@ class CheckoutTokenReusedError(CheckoutError):
 
 
 ERR_SOLD_OUT = gettext_lazy("%(sku)s 已售罄")
+ERR_GUEST_EMAIL = gettext_lazy("请填写接收订单通知的邮箱")
 ERR_TOPUP_UNAVAILABLE = gettext_lazy("充值渠道暂时无法充值，请稍后再试")
 ERR_TOKEN_REUSED = gettext_lazy(
     "这个下单页面已经提交过另一笔订单（商品、数量或充值账号不同）。请返回商品页重新下单。"
@@ -68,7 +83,7 @@ ERR_TOKEN_REUSED = gettext_lazy(
 
 def order_place(
     *,
-    user: User,
+    user: User | None,
     sku_code: str,
     quantity: int,
     recharge_account: str = "",
@@ -77,8 +92,17 @@ def order_place(
     device_id: str = "",
     now: dt.datetime | None = None,
     unit_price: Decimal | None = None,
+    guest_email: str = "",
+    guest_password: str = "",
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
+
+    `user` None: a guest order (orders/guest.py), for `guest_email`, opened later
+    with `guest_password` (hashed here, before any lock: hashing is slow) or its
+    access link. A guest's checkouts are serialised and limited per email
+    instead of per account: a transaction-scoped advisory lock on the email
+    (PostgreSQL), and at most ORDER_MAX_UNPAID_PER_USER unpaid guest orders per
+    email; the double-click token is looked up per email too.
 
     1. The SKU must be on sale now; `order_quote` checks quantity and account and
        prices every line (a bundle's parts get their shares).
@@ -90,13 +114,17 @@ def order_place(
        line with SKIP LOCKED. Top-ups reserve nothing: they are placed after payment.
     Raises: SkuUnavailableError, QuoteError, CheckoutTokenReusedError,
         TooManyUnpaidOrdersError, OutOfStockError (nothing is created).
-    Locks: User, then CardCode (skip locked).
+    Locks: User (a guest: an advisory lock on the email), then CardCode (skip locked).
     Idempotent: on client_token.
     """
     now = now or timezone.now()
     sku = catalog_cache.sku_on_sale(code=sku_code, now=now)
     if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
+    email = guest_email_normalize(guest_email) if user is None else ""
+    if user is None and not email:
+        raise GuestEmailError(str(ERR_GUEST_EMAIL))
+    owner = Owner(user.pk, "") if user is not None else Owner(None, email)
     # unit_price: a price settled by the caller (a partner's tier price).
     quote = order_quote(
         sku=sku,
@@ -108,11 +136,11 @@ def order_place(
     # A double click whose first click took the last code still finds its order.
     if sku.delivery == Sku.Delivery.CARD_CODE:
         sold_out, placed_id = _sold_out_or_placed(
-            sku_id=sku.id, user_id=user.pk, client_token=client_token
+            sku_id=sku.id, user_id=owner.key, client_token=client_token
         )
         if sold_out:
             placed = (
-                Order.objects.filter(pk=placed_id, user_id=user.pk).first()
+                Order.objects.filter(pk=placed_id, **owner.filter()).first()
                 if placed_id
                 else None
             )
@@ -127,13 +155,23 @@ def order_place(
     if topups and not all(topup_capacity_by_sku(sku_ids=topups).values()):
         raise SkuUnavailableError(str(ERR_TOPUP_UNAVAILABLE))
 
+    # A guest order's keys: hashes only, the slow one before any lock.
+    number = new_order_number()
+    keys = (
+        guest_keys(number=number, lookup_password=guest_password)
+        if user is None
+        else {}
+    )
     try:
         with transaction.atomic():
-            user_lock_for_update(user_id=user.pk)
+            if user is not None:
+                user_lock_for_update(user_id=user.pk)
+            else:
+                guest_lock_for_update(email=email)
             # One read answers both questions: the order this token made, and
             # how many unpaid orders the shopper holds (at most the limit).
             held = _orders_unpaid_or_token(
-                user_id=user.pk, client_token=client_token, now=now
+                owner=owner, client_token=client_token, now=now
             )
             existing_id = next(
                 (pk for pk, token in held if client_token and token == client_token),
@@ -151,8 +189,10 @@ def order_place(
                     % {"n": unpaid}
                 )
             order = Order(
-                user_id=user.pk,
-                email=getattr(user, "email", ""),
+                number=number,
+                user_id=owner.user_id,
+                email=getattr(user, "email", "") if user is not None else email,
+                **keys,
                 total_amount=quote.total,
                 client_token=client_token,
                 ip_address=ip_address,
@@ -163,7 +203,7 @@ def order_place(
             placed_event = OrderEvent(
                 order=order,
                 kind=OrderEvent.Kind.PLACED,
-                actor_id=user.pk,
+                actor_id=owner.user_id,
                 detail={
                     "sku": sku.code,
                     "quantity": quantity,
@@ -173,7 +213,7 @@ def order_place(
             _order_write(order=order, quote=quote, placed=placed_event, now=now)
             if client_token:
                 transaction.on_commit(
-                    partial(_remember_placed, user.pk, client_token, order.pk)
+                    partial(_remember_placed, owner.key, client_token, order.pk)
                 )
     except OutOfStockError as exc:
         if exc.available == 0:  # after the rollback: nothing was written
@@ -195,16 +235,21 @@ def lines_reserve(lines: Iterable[OrderLine], *, now: dt.datetime) -> None:
 
 
 def _orders_unpaid_or_token(
-    *, user_id: int, client_token: str, now: dt.datetime
+    *, owner: Owner, client_token: str, now: dt.datetime
 ) -> list[tuple[int, str]]:
     """(id, client_token) of the shopper's unpaid orders still payable, plus the
     one `client_token` made. One plain statement: it runs on every checkout."""
+    who = (
+        '"user_id" = %s'
+        if owner.user_id is not None
+        else '"user_id" IS NULL AND "email" = %s'
+    )
     sql = (
-        f'SELECT "id", "client_token" FROM {_table(Order)} WHERE "user_id" = %s'  # noqa: S608
+        f'SELECT "id", "client_token" FROM {_table(Order)} WHERE {who}'  # noqa: S608
         ' AND (("status" = %s AND "expires_at" > %s)'
     )
     params: list[Any] = [
-        user_id,
+        owner.user_id if owner.user_id is not None else owner.email,
         Order.Status.PENDING.value,
         connection.ops.adapt_datetimefield_value(now),
     ]
@@ -310,7 +355,7 @@ def _placed_key(user_id: int | str, client_token: str) -> str:
     return f"placed:{user_id}:{client_token}"
 
 
-def _remember_placed(user_id: int, client_token: str, order_id: int) -> None:
+def _remember_placed(user_id: int | str, client_token: str, order_id: int) -> None:
     """After commit: this checkout token made this order (for the sold-out path)."""
     try:
         cache.set(

@@ -234,13 +234,16 @@ def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:
 
 
 def order_code_reveal(
-    *, order: Order, code_id: int, user: User, ip_address: str | None = None
+    *, order: Order, code_id: int, user: User | None, ip_address: str | None = None
 ) -> str:
     """Decrypt one of the buyer's codes; audited on the code and on the order.
 
+    `user` None: the buyer of a guest order, whose access (link or lookup) the
+    caller has checked; audited with no actor and the `guest` marker (the
+    order event's detail, the access log's revealed_by_guest).
     Raises: RevealError when the code's line is not delivered or not the buyer's.
     """
-    if order.user_id != user.pk:
+    if (order.user_id != user.pk) if user is not None else not order.is_guest:
         raise RevealError(_("无权查看该卡密"))
     code = CardCode.objects.filter(
         id=code_id,
@@ -261,15 +264,20 @@ def order_code_reveal(
             code.order_line_id,
         ):
             raise RevealError(_("该卡密已退回或已更换，无法查看"))
+        detail: dict[str, object] = {"code_id": code.id, "hint": code.hint}
+        if user is None:
+            detail["guest"] = True
         OrderEvent.objects.create(
             order=order,
             kind=OrderEvent.Kind.CODE_REVEALED,
-            actor_id=user.pk,
-            detail={"code_id": code.id, "hint": code.hint},
+            actor_id=user.pk if user is not None else None,
+            detail=detail,
         )
         return card_code_reveal(
             code=code,
             actor=user,
-            action=CodeAccessLog.Action.REVEALED_BY_BUYER,
+            action=CodeAccessLog.Action.REVEALED_BY_BUYER
+            if user is not None
+            else CodeAccessLog.Action.REVEALED_BY_GUEST,
             ip_address=ip_address,
         )

@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 
 from config.lib.db import row_insert_once
 from config.lib.tasks import enqueue_or_leave_for_sweep
+from orders.guest import access_url as guest_access_url
 from orders.models import Order, OrderEmail, OrderEvent, ProblemReport, Refund
 
 logger = logging.getLogger(__name__)
@@ -175,8 +176,10 @@ def _send(email: OrderEmail) -> None:
         if email.refund
         else [],
         "lines": [line for line in order.lines.all() if line.parent_id is None],
-        "order_url": settings.SITE_URL
-        + reverse("orders:order-detail", args=[order.number]),
+        # A guest order's: its access link (orders/guest.py), no login needed.
+        "order_url": guest_access_url(order)
+        if order.is_guest
+        else settings.SITE_URL + reverse("orders:order-detail", args=[order.number]),
     }
     template = _TEMPLATES[OrderEmail.Kind(email.kind)]
     with translation.override(email.language or settings.LANGUAGE_CODE):

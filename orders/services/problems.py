@@ -99,7 +99,7 @@ def problem_report_open(
     *,
     order: Order,
     line_id: int,
-    user: User,
+    user: User | None,
     kind: str,
     message: str,
     code_id: int | None = None,
@@ -107,10 +107,13 @@ def problem_report_open(
 ) -> ProblemReport:
     """The shopper reports a problem with a delivered line of their own order.
 
+    `user` None: the buyer of a guest order, whose access the caller checked
+    (the report then has no reporter; replies go to the order's email).
+
     Raises: ProblemReportError (not theirs / not delivered: code "not_found" or
     the field's error; one open report per line, a constraint).
     """
-    if order.user_id != user.pk:
+    if (order.user_id != user.pk) if user is not None else not order.is_guest:
         raise ProblemReportError(str(ERR_NOT_FOUND))
     line = OrderLine.objects.filter(pk=line_id, order_id=order.id).first()
     if line is None or line.is_bundle:

@@ -64,7 +64,7 @@ def line_self_refund(
     *,
     order_id: int,
     line_id: int,
-    user: User,
+    user: User | None,
     language: str = "",
     now: dt.datetime | None = None,
 ) -> SelfRefunded:
@@ -81,7 +81,9 @@ def line_self_refund(
     now = now or timezone.now()
     with transaction.atomic():
         order = order_lock_for_update_by_id(order_id=order_id)
-        if order is None or order.user_id != user.pk:
+        if order is None or (
+            (order.user_id != user.pk) if user is not None else not order.is_guest
+        ):
             raise SelfRefundError(str(ERR_NOT_FOUND), code="not_found")
         line = (
             OrderLine.objects.filter(pk=line_id, order_id=order.id)

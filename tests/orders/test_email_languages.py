@@ -118,6 +118,38 @@ def test_delivery_email_in_each_language(language, settings, delivered):
     assert_links_to(message, f"{SITE}/orders/{order.number}/")
 
 
+GUEST_DELIVERED = {
+    "zh-hans": ("请打开下面的专属链接", "链接即凭证，请勿转发"),
+    "en": ("Open the private link below", "do not forward it"),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_guest_orders_delivery_email_links_with_its_access_token(
+    language, settings, client, sku, django_capture_on_commit_callbacks
+):
+    from orders.guest import access_token
+
+    settings.LANGUAGE_CODE = language
+    order = order_place(
+        user=None,
+        sku_code=sku.code,
+        quantity=1,
+        guest_email="guest@example.com",
+        guest_password="secret12",
+    )
+    sandbox_trade_paid(order, trade_no="T1")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(NOTIFY_URL, signed_notify(order, trade_no="T1"))
+
+    (message,) = mail.outbox
+    assert message.to == ["guest@example.com"]
+    assert_in_language(message, language, *GUEST_DELIVERED[language])
+    assert_links_to(
+        message, f"{SITE}/orders/{order.number}/?t={access_token(order.number)}"
+    )
+
+
 REFUNDED = {
     # (whole order, part of it)
     "zh-hans": (("已退款", "本次退款：¥25.00"), ("部分退款", "本次退款：¥10.00")),
