@@ -160,3 +160,12 @@ def test_too_many_tries_from_one_address_are_refused(order, settings):
         ).status_code
         == 302
     )
+
+
+def test_every_page_links_to_the_order_lookup_in_its_footer(client):
+    """A guest who lost the email finds the lookup from any page."""
+    from django.urls import reverse
+
+    assert (
+        f'href="{reverse("orders:order-lookup")}"' in client.get("/").content.decode()
+    )
