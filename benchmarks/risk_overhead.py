@@ -219,7 +219,8 @@ def create_rules(data: dict[str, Any]) -> None:
         [RiskRule(name=f"rule {i}", **spec) for i, spec in enumerate(specs)]
     )
     # Rules that have run for a while: the Redis counters are complete for them.
-    RiskRule.objects.update(updated_at=timezone.now() - dt.timedelta(days=30))
+    long_ago = timezone.now() - dt.timedelta(days=30)
+    RiskRule.objects.update(updated_at=long_ago, counting_since=long_ago)
     entries = [
         RiskListEntry(
             list_kind="block", subject="ip", value=f"172.{i // 250}.{i % 250}.0/24"

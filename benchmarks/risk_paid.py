@@ -1,14 +1,17 @@
 """The risk engine's cost on the paid path, over HTTP: 0 and 20 rules, Redis and
 database counters, in one run.
 
-    .venv/bin/python benchmarks/risk_paid.py [--duration 15] [--clients 8] [--json]
+    .venv/bin/python benchmarks/risk_paid.py [--duration 15] [--clients 8] [--rounds 1] [--json]
 
 Runs benchmarks/checkout_paid_orders.py four times (fresh database, gunicorn -w 4,
 8 clients buying card codes: checkout POST -> pay page -> signed notify, each
 checkout from its own address as a shop's many shoppers are), in the
 order 0/redis, 20/redis, 0/db, 20/db, and prints paid orders/s, the checkout POST's
 median latency and the server's CPU per order for each, with the overhead of 20
-rules against 0 on the same counters. Every run checks what it sold (the
+rules against 0 on the same counters. With `--rounds N` the four cases run N
+times, every other round in the reverse order (so that no case always runs
+first or after the same neighbour), and the overhead is the median of the
+per-round differences. Every run checks what it sold (the
 benchmark's own verification). The in-process cost of one assessment is
 benchmarks/risk_overhead.py.
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,29 +75,52 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--duration", type=float, default=15.0)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument(
+        "--rounds", type=int, default=1, help="odd rounds run the cases in reverse"
+    )
     p.add_argument("--json", action="store_true", help="write benchmarks/results/")
     args = p.parse_args()
     print(f"machine: {benchlib.machine_info()}")
-    rows = [run(rules, counters, args) for rules, counters in CASES]
+    rows = []
+    for round_no in range(args.rounds):
+        cases = CASES if round_no % 2 == 0 else CASES[::-1]
+        for rules, counters in cases:
+            rows.append({"round": round_no + 1, **run(rules, counters, args)})
     print()
     print(
-        "| rules | counters | paid orders/s | checkout p50 ms | server CPU ms/order | checked |"
+        "| round | rules | counters | paid orders/s | checkout p50 ms "
+        "| server CPU ms/order | checked |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['rules']} | {r['counters']} | {r['paid_per_s']:.1f} | "
+            f"| {r['round']} | {r['rules']} | {r['counters']} | {r['paid_per_s']:.1f} | "
             f"{_fmt(r['checkout_p50_ms'])} | {_fmt(r['server_cpu_ms_per_order'])} | "
             f"{'ok' if r['verify_ok'] else 'FAIL'} |"
         )
     for counters in ("redis", "db"):
-        base, full = (
-            next(r for r in rows if r["rules"] == n and r["counters"] == counters)
-            for n in (0, 20)
-        )
-        if base["server_cpu_ms_per_order"] and full["server_cpu_ms_per_order"]:
-            extra = full["server_cpu_ms_per_order"] - base["server_cpu_ms_per_order"]
-            print(f"20 rules over 0 ({counters}): {extra:+.2f} ms server CPU per order")
+        extras = []
+        for round_no in range(1, args.rounds + 1):
+            base, full = (
+                next(
+                    r
+                    for r in rows
+                    if r["round"] == round_no
+                    and r["rules"] == n
+                    and r["counters"] == counters
+                )
+                for n in (0, 20)
+            )
+            if base["server_cpu_ms_per_order"] and full["server_cpu_ms_per_order"]:
+                extras.append(
+                    full["server_cpu_ms_per_order"] - base["server_cpu_ms_per_order"]
+                )
+        if extras:
+            each = ", ".join(f"{e:+.2f}" for e in extras)
+            print(
+                f"20 rules over 0 ({counters}): {statistics.median(extras):+.2f} ms "
+                f"server CPU per order (median of rounds: {each})"
+            )
     if args.json:
         benchlib.RESULTS.mkdir(exist_ok=True)
         path = benchlib.RESULTS / "risk_paid.json"

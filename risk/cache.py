@@ -104,7 +104,7 @@ def rule_spec(rule: RiskRule) -> RuleSpec:
         subject=rule.subject,
         window_seconds=rule.window_seconds,
         threshold=Decimal(threshold) if threshold is not None else None,
-        since=rule.updated_at.timestamp(),
+        since=rule.counting_since.timestamp(),
     )
 
 

@@ -5,9 +5,12 @@ Rules are data operators edit in admin; their logic lives in risk/rules.py.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -99,6 +102,25 @@ class RiskRule(models.Model):
     note = models.CharField(_("备注"), max_length=200, blank=True)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    # Since when the counts this rule reads have been kept as it reads them.
+    # Reset when what it counts changes (COUNTING_FIELDS), not when an operator
+    # tunes its threshold, action or priority: Redis answers the rule's window
+    # alone only once the window fits after this moment (risk/counters.py), so a
+    # threshold raised in the middle of a flash sale keeps the counts in Redis.
+    counting_since = models.DateTimeField(
+        _("计数起点"), default=timezone.now, editable=False
+    )
+
+    COUNTING_FIELDS: ClassVar[tuple[str, ...]] = (
+        "kind",
+        "stage",
+        "scope",
+        "platform_id",
+        "sku_id",
+        "subject",
+        "window_seconds",
+        "active",
+    )
 
     class Meta:
         ordering = ["priority", "id"]
@@ -107,6 +129,23 @@ class RiskRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            before = (
+                type(self)
+                .objects.filter(pk=self.pk)
+                .values(*self.COUNTING_FIELDS)
+                .first()
+            )
+            if before is not None and any(
+                before[f] != getattr(self, f) for f in self.COUNTING_FIELDS
+            ):
+                self.counting_since = timezone.now()
+                update_fields = kwargs.get("update_fields")
+                if update_fields is not None:
+                    kwargs["update_fields"] = {*update_fields, "counting_since"}
+        super().save(*args, **kwargs)
 
 
 class RiskListEntry(models.Model):

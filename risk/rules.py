@@ -106,8 +106,9 @@ class RuleSpec:
     subject: str = ""
     window_seconds: int | None = None
     threshold: Decimal | None = None
-    # Unix time the rule last changed: counters kept since before it are complete
-    # for its window (risk/counters.py).
+    # Unix time since which the rule has counted as it does (RiskRule.counting_since:
+    # what it counts last changed): counters kept since before it are complete for
+    # its window (risk/counters.py).
     since: float = 0.0
 
 

@@ -31,8 +31,10 @@ class RiskRuleFactory(factory.django.DjangoModelFactory):
     def aged(obj, create, extracted, **kwargs):
         if create and extracted is not False:
             when = timezone.now() - RULE_AGE
-            RiskRule.objects.filter(pk=obj.pk).update(updated_at=when)
-            obj.updated_at = when
+            RiskRule.objects.filter(pk=obj.pk).update(
+                updated_at=when, counting_since=when
+            )
+            obj.updated_at = obj.counting_since = when
             risk_rules_changed()
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 import redis
 from django.db import connection
+from django.utils import timezone
 
 from risk.counters import EPOCH_KEY
 from risk.models import RiskEvaluation, RiskRule, Subject
@@ -202,3 +203,37 @@ def test_unpaid_orders_of_other_subjects_do_not_count(shop, sku, counters):
 
     assert shop.checkout(now=T0) == ALLOW
     assert shop.checkout(now=T0) == BLOCK
+
+
+@pytest.mark.django_db
+def test_tuning_a_threshold_keeps_the_counts_in_redis_a_new_window_does_not(
+    shop, settings
+):
+    """An operator raising a limit in the middle of a flash sale does not send
+    every checkout's counts to the database for a whole window; a rule that now
+    counts over a longer window than Redis kept must ask the database."""
+    use_redis(settings)
+    rule = RiskRuleFactory(
+        kind=K.VELOCITY_ORDERS, subject=Subject.DEVICE, threshold=3, window_seconds=600
+    )
+    now = timezone.now()
+    aged_since = RiskRule.objects.get(pk=rule.pk).counting_since
+
+    rule.threshold = Decimal(5)
+    rule.action = RiskRule.ActionChoice.REVIEW
+    rule.save()
+    _a, tuned, _o = shop.assess(now=now)
+    rule.refresh_from_db()
+    assert rule.counting_since == aged_since
+
+    rule.window_seconds = 1200
+    rule.save()
+    _a, widened, _o = shop.assess(now=now + dt.timedelta(seconds=1))
+    rule.refresh_from_db()
+    assert rule.counting_since > aged_since
+
+    sources = [
+        RiskEvaluation.objects.get(pk=a.evaluation_id).inputs["counters"]
+        for a in (tuned, widened)
+    ]
+    assert sources == ["redis", "redis+db"]
