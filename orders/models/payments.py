@@ -66,7 +66,7 @@ class PaymentNotify(models.Model):
     gateway = models.CharField(max_length=20, verbose_name=_("支付网关"))
     payload = models.JSONField(verbose_name=_("原始报文"))
     out_trade_no = models.CharField(
-        max_length=64, blank=True, db_index=True, verbose_name=_("商户订单号")
+        max_length=64, blank=True, verbose_name=_("商户订单号")
     )
     trade_no = models.CharField(max_length=64, blank=True, verbose_name=_("网关交易号"))
     notify_id = models.CharField(max_length=64, blank=True, verbose_name=_("通知 ID"))
@@ -101,6 +101,10 @@ class PaymentNotify(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("支付通知")
         verbose_name_plural = _("支付通知")
+        # A plain index (db_index=True on a CharField adds a LIKE twin).
+        indexes = [
+            models.Index(fields=["out_trade_no"], name="paymentnotify_out_trade_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.out_trade_no} {self.outcome}"
@@ -235,15 +239,13 @@ class SandboxTrade(models.Model):
         PAID = "paid", _("已支付")
         CLOSED = "closed", _("已关闭")
 
+    # Unique by constraints and indexed by Meta.indexes: unique=True and
+    # db_index=True on a CharField add LIKE twins nobody uses (Order.number).
     token = models.CharField(
-        max_length=64, unique=True, default=new_token, verbose_name=_("支付令牌")
+        max_length=64, default=new_token, verbose_name=_("支付令牌")
     )
-    trade_no = models.CharField(
-        max_length=40, unique=True, verbose_name=_("网关交易号")
-    )
-    out_trade_no = models.CharField(
-        max_length=64, db_index=True, verbose_name=_("商户订单号")
-    )
+    trade_no = models.CharField(max_length=40, verbose_name=_("网关交易号"))
+    out_trade_no = models.CharField(max_length=64, verbose_name=_("商户订单号"))
     subject = models.CharField(max_length=200, verbose_name=_("商品描述"))
     total_amount = models.DecimalField(
         max_digits=12, decimal_places=2, verbose_name=_("金额")
@@ -272,6 +274,10 @@ class SandboxTrade(models.Model):
         verbose_name = _("沙箱交易")
         verbose_name_plural = _("沙箱交易")
         constraints = [
+            models.UniqueConstraint(fields=["token"], name="sandboxtrade_token_unique"),
+            models.UniqueConstraint(
+                fields=["trade_no"], name="sandboxtrade_trade_no_unique"
+            ),
             # One payable trade per order: two "pay" clicks at once open one.
             models.UniqueConstraint(
                 fields=["out_trade_no"],
@@ -280,11 +286,12 @@ class SandboxTrade(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["out_trade_no"], name="sandboxtrade_out_trade_idx"),
             models.Index(
                 fields=["updated_at"],
                 name="sandboxtrade_notify_due_idx",
                 condition=Q(notified_at__isnull=True) & ~Q(notify_status=""),
-            )
+            ),
         ]
 
     def __str__(self) -> str:
