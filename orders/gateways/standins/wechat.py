@@ -10,6 +10,10 @@
 - Native, H5, query by out_trade_no, close, refund and refund query.
 - Callbacks: the transaction encrypted AEAD_AES_256_GCM with the APIv3 key
   (associated data "transaction"), the envelope signed like an answer.
+- Refunds are accepted PROCESSING and settled afterwards (`refund_settle`; at
+  once unless `refund_settle_auto` is off), SUCCESS or, as `refund_outcome`
+  says, ABNORMAL / CLOSED; the settlement is sent to the refund's notify_url as
+  a REFUND.* callback, encrypted (associated data "refund") and signed alike.
 
 Run it in a thread: `WechatStandin(mchid=..., appid=..., ...).start()`.
 """
@@ -91,6 +95,10 @@ class WechatStandin:
         self.public_key_id = "PUB_KEY_ID_" + secrets.token_hex(12).upper()
         self.trades: dict[str, Trade] = {}
         self.refund_calls = 0  # accepted refund requests, repeats included
+        # How an accepted refund ends, and whether right after it is accepted.
+        self.refund_outcome = "SUCCESS"
+        self.refund_settle_auto = True
+        self.refund_notify_urls: dict[str, str] = {}
         self._lock = threading.RLock()
         self.notifier = Notifier(acknowledged=lambda r: 200 <= r.status_code < 300)
         self._server = StandinServer(self, host=host, port=port)
@@ -326,14 +334,34 @@ class WechatStandin:
         }
         trade.refunds[refund_no] = record
         trade.state = "REFUND"
+        if body.get("notify_url"):
+            self.refund_notify_urls[refund_no] = str(body["notify_url"])
         answer = self._answer(200, record)
-        # Settled right after it is accepted: a query from now on says SUCCESS.
-        trade.refunds[refund_no] = {
-            **record,
-            "status": "SUCCESS",
-            "success_time": rfc3339_now(),
-        }
+        if self.refund_settle_auto:
+            # Settled right after it is accepted: the answer still said PROCESSING.
+            self.refund_settle(refund_no, self.refund_outcome)
         return answer
+
+    def refund_settle(
+        self, refund_no: str, status: str = "SUCCESS", *, notify: bool = True
+    ) -> None:
+        """WeChat ends a refund it accepted; its callback follows (unless `notify` is off)."""
+        with self._lock:
+            trade = self._trade_of_refund(refund_no)
+            record = trade.refunds[refund_no]
+            if record["status"] != "PROCESSING":
+                return
+            record = {**record, "status": status}
+            if status == "SUCCESS":
+                record["success_time"] = rfc3339_now()
+            trade.refunds[refund_no] = record
+        url = self.refund_notify_urls.get(refund_no)
+        if notify and url:
+            body, headers = self.refund_callback(refund_no)
+            self.notifier.send(url, content=body, headers=headers)
+
+    def _trade_of_refund(self, refund_no: str) -> Trade:
+        return next(t for t in self.trades.values() if refund_no in t.refunds)
 
     def _refund_query(self, refund_no: str) -> Reply:
         for trade in self.trades.values():
@@ -390,23 +418,83 @@ class WechatStandin:
         """
         with self._lock:
             resource = {**self.transaction(self.trades[out_trade_no]), **overrides}
+        return self._envelope(
+            resource,
+            event_type="TRANSACTION.SUCCESS",
+            summary="支付成功",
+            kind="transaction",
+            timestamp=timestamp,
+            apiv3_key=apiv3_key,
+        )
+
+    def refund_callback(
+        self,
+        refund_no: str,
+        *,
+        timestamp: int | None = None,
+        apiv3_key: str | None = None,
+        **overrides: Any,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The refund result callback WeChat would send now (REFUND.<status>).
+
+        `overrides` change the refund resource before it is encrypted.
+        """
+        with self._lock:
+            record = self._trade_of_refund(refund_no).refunds[refund_no]
+            resource = {
+                "mchid": self.mchid,
+                "transaction_id": record["transaction_id"],
+                "out_trade_no": record["out_trade_no"],
+                "refund_id": record["refund_id"],
+                "out_refund_no": refund_no,
+                "refund_status": record["status"],
+                "success_time": record.get("success_time", ""),
+                "user_received_account": record["user_received_account"],
+                "amount": {
+                    key: record["amount"][key]
+                    for key in ("total", "refund", "payer_total", "payer_refund")
+                },
+                **overrides,
+            }
+        status = str(resource["refund_status"])
+        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
+        return self._envelope(
+            resource,
+            event_type=f"REFUND.{status}",
+            summary=summary.get(status, status),
+            kind="refund",
+            timestamp=timestamp,
+            apiv3_key=apiv3_key,
+        )
+
+    def _envelope(
+        self,
+        resource: dict[str, Any],
+        *,
+        event_type: str,
+        summary: str,
+        kind: str,
+        timestamp: int | None,
+        apiv3_key: str | None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """A callback: `resource` encrypted (associated data `kind`), the envelope signed."""
         nonce = secrets.token_hex(6)  # 12 characters, as WeChat's
         ciphertext = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
             nonce.encode(),
             json.dumps(resource, ensure_ascii=False).encode(),
-            b"transaction",
+            kind.encode(),
         )
         envelope = {
             "id": "EV-" + secrets.token_hex(12),
             "create_time": rfc3339_now(),
             "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
+            "event_type": event_type,
+            "summary": summary,
             "resource": {
-                "original_type": "transaction",
+                "original_type": kind,
                 "algorithm": "AEAD_AES_256_GCM",
                 "ciphertext": base64.b64encode(ciphertext).decode(),
-                "associated_data": "transaction",
+                "associated_data": kind,
                 "nonce": nonce,
             },
         }
