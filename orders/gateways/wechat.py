@@ -7,9 +7,8 @@ SDK's transport (requests) is replaced by config/lib/http.py, sending exactly th
 bytes that were signed. A callback is verified and its AEAD_AES_256_GCM resource
 decrypted by the SDK; it is acted on only when fresh, for our mchid and appid.
 
-Refunds are asynchronous: WeChat accepts one (PROCESSING) and settles it later;
-its result comes as a callback to /payments/notify/wechat/refund/ (signed and
-encrypted like a payment's) or from a refund query (orders/services/refund_results.py).
+Refunds are accepted (PROCESSING) and settled later; the result comes by callback
+(/payments/notify/wechat/refund/) or refund query (orders/services/refund_results.py).
 
 Amounts travel in fen (integers); Kaquan keeps yuan Decimals.
 """
@@ -73,11 +72,16 @@ TRADE_STATE: dict[str, Literal["success", "closed", "waiting"]] = {
     "REVOKED": "closed",
     "PAYERROR": "closed",
 }
-REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
+# How a refund ends; each end has its result callback, REFUND.<word>.
+REFUND_RESULTS: dict[str, Literal["succeeded", "failed"]] = {
     "SUCCESS": "succeeded",
-    "PROCESSING": "processing",
     "CLOSED": "failed",
     "ABNORMAL": "failed",
+}
+REFUND_EVENTS = tuple(f"REFUND.{word}" for word in REFUND_RESULTS)
+REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
+    **REFUND_RESULTS,
+    "PROCESSING": "processing",
 }
 
 
@@ -301,15 +305,9 @@ class WechatGateway:
 
         Raises: NotifyRejected (invalid, bad_signature).
         """
-        notification = self._callback_open(fields)
-        if notification.get("event_type") != "TRANSACTION.SUCCESS":
-            raise NotifyRejected(
-                f"event {str(notification.get('event_type'))[:40]} is not a payment",
-                code="invalid",
-            )
-        resource = notification.get("resource")
-        if not isinstance(resource, dict):
-            raise NotifyRejected("resource is not an object", code="invalid")
+        notify_id, resource = self._callback_open(
+            fields, events=("TRANSACTION.SUCCESS",), what="a payment"
+        )
         trade = self._trade(resource)
         if trade.status != "success":
             raise NotifyRejected("trade_state is not SUCCESS", code="invalid")
@@ -318,41 +316,29 @@ class WechatGateway:
             trade_no=trade.trade_no,
             amount=trade.amount,
             status=trade.status,
-            notify_id=str(notification.get("id", ""))[:64],
+            notify_id=notify_id,
         )
 
     def refund_notify_parse(self, fields: dict[str, str]) -> ParsedRefundNotify:
         """A refund result callback (REFUND.SUCCESS / ABNORMAL / CLOSED), verified.
 
         The state is read from the encrypted resource (what WeChat signed and
-        only we can read), never from the envelope's event_type alone.
+        only we can read), the refund number and amount checked by the caller.
         Raises: NotifyRejected (invalid, bad_signature).
         """
-        notification = self._callback_open(fields)
-        if not str(notification.get("event_type", "")).startswith("REFUND."):
-            raise NotifyRejected(
-                f"event {str(notification.get('event_type'))[:40]} is not a refund",
-                code="invalid",
-            )
-        resource = notification.get("resource")
-        if not isinstance(resource, dict):
-            raise NotifyRejected("resource is not an object", code="invalid")
-        if resource.get("mchid") != self.config.mchid:
-            raise NotifyRejected(
-                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
-            )
+        notify_id, resource = self._callback_open(
+            fields, events=REFUND_EVENTS, what="a refund result"
+        )
+        self._mchid_check(resource)
         word = str(resource.get("refund_status", ""))
-        status = REFUND_STATUS.get(word)
-        if status is None or status == "processing":
-            raise NotifyRejected(
-                f"refund_status {word[:20]} is not final", code="invalid"
-            )
+        status = REFUND_RESULTS.get(word)
         amount = resource.get("amount")
         refunded = yuan(amount.get("refund")) if isinstance(amount, dict) else None
         refund_no = str(resource.get("out_refund_no", ""))
-        if refunded is None or not refund_no:
+        if status is None or refunded is None or not refund_no:
             raise NotifyRejected(
-                "out_refund_no or amount.refund missing", code="invalid"
+                f"refund {refund_no[:40]} {word[:20]}: not a final refund of an amount",
+                code="invalid",
             )
         return ParsedRefundNotify(
             out_trade_no=str(resource.get("out_trade_no", "")),
@@ -360,15 +346,17 @@ class WechatGateway:
             refund_no=refund_no,
             status=status,
             amount=refunded,
-            notify_id=str(notification.get("id", ""))[:64],
+            notify_id=notify_id,
             detail=word,
         )
 
-    def _callback_open(self, fields: dict[str, str]) -> dict[str, Any]:
-        """A callback's notification, its signature verified and resource decrypted.
+    def _callback_open(
+        self, fields: dict[str, str], *, events: tuple[str, ...], what: str
+    ) -> tuple[str, dict[str, Any]]:
+        """A callback's id and resource: signature verified, resource decrypted.
 
-        Raises: NotifyRejected (invalid; bad_signature, also when signed too long
-        ago: a replay, not WeChat's retry, which is signed afresh).
+        Raises: NotifyRejected (invalid: another event; bad_signature, also when
+        signed too long ago: a replay, not WeChat's retry, which is signed afresh).
         """
         fields_require(fields, ("body", *HEADERS))
         try:
@@ -393,17 +381,26 @@ class WechatGateway:
             raise NotifyRejected(
                 "signature or encryption does not verify", code="bad_signature"
             )
-        return notification
+        event = str(notification.get("event_type"))
+        if event not in events:
+            raise NotifyRejected(f"event {event[:40]} is not {what}", code="invalid")
+        resource = notification.get("resource")
+        if not isinstance(resource, dict):
+            raise NotifyRejected("resource is not an object", code="invalid")
+        return str(notification.get("id", ""))[:64], resource
+
+    def _mchid_check(self, resource: Mapping[str, Any]) -> None:
+        if resource.get("mchid") != self.config.mchid:
+            raise NotifyRejected(
+                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
+            )
 
     def _trade(self, resource: Mapping[str, Any]) -> ParsedNotify:
         """A transaction (callback resource or query answer), checked to be ours.
 
         Raises: NotifyRejected (invalid).
         """
-        if resource.get("mchid") != self.config.mchid:
-            raise NotifyRejected(
-                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
-            )
+        self._mchid_check(resource)
         if resource.get("appid") != self.config.appid:
             raise NotifyRejected(
                 f"appid {str(resource.get('appid'))[:32]} is not ours", code="invalid"

@@ -20,7 +20,6 @@ Run it in a thread: `WechatStandin(mchid=..., appid=..., ...).start()`.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -31,8 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from orders.gateways.standins.keys import (
     load_public,
     public_pem,
@@ -41,16 +38,18 @@ from orders.gateways.standins.keys import (
     rsa_key,
 )
 from orders.gateways.standins.server import Notifier, Reply, Request, StandinServer
+from orders.gateways.standins.wechat_callback import (
+    REFUND_SUMMARY,
+    envelope,
+    refund_resource,
+    rfc3339_now,
+)
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 MAX_CLOCK_SKEW = 300
 TRADE_PATH = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)(/close)?$")
 REFUND_PATH = re.compile(r"^/v3/refund/domestic/refunds/([^/]+)$")
-
-
-def rfc3339_now() -> str:
-    return dt.datetime.now(tz=dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass
@@ -418,14 +417,14 @@ class WechatStandin:
         """
         with self._lock:
             resource = {**self.transaction(self.trades[out_trade_no]), **overrides}
-        return self._envelope(
+        body = envelope(
             resource,
             event_type="TRANSACTION.SUCCESS",
             summary="支付成功",
             kind="transaction",
-            timestamp=timestamp,
-            apiv3_key=apiv3_key,
+            apiv3_key=apiv3_key or self.apiv3_key,
         )
+        return body.encode(), self._callback_headers(body, timestamp=timestamp)
 
     def refund_callback(
         self,
@@ -441,69 +440,22 @@ class WechatStandin:
         """
         with self._lock:
             record = self._trade_of_refund(refund_no).refunds[refund_no]
-            resource = {
-                "mchid": self.mchid,
-                "transaction_id": record["transaction_id"],
-                "out_trade_no": record["out_trade_no"],
-                "refund_id": record["refund_id"],
-                "out_refund_no": refund_no,
-                "refund_status": record["status"],
-                "success_time": record.get("success_time", ""),
-                "user_received_account": record["user_received_account"],
-                "amount": {
-                    key: record["amount"][key]
-                    for key in ("total", "refund", "payer_total", "payer_refund")
-                },
-                **overrides,
-            }
+            resource = {**refund_resource(record, mchid=self.mchid), **overrides}
         status = str(resource["refund_status"])
-        summary = {"SUCCESS": "退款成功", "ABNORMAL": "退款异常", "CLOSED": "退款关闭"}
-        return self._envelope(
+        body = envelope(
             resource,
             event_type=f"REFUND.{status}",
-            summary=summary.get(status, status),
+            summary=REFUND_SUMMARY.get(status, status),
             kind="refund",
-            timestamp=timestamp,
-            apiv3_key=apiv3_key,
+            apiv3_key=apiv3_key or self.apiv3_key,
         )
+        return body.encode(), self._callback_headers(body, timestamp=timestamp)
 
-    def _envelope(
-        self,
-        resource: dict[str, Any],
-        *,
-        event_type: str,
-        summary: str,
-        kind: str,
-        timestamp: int | None,
-        apiv3_key: str | None,
-    ) -> tuple[bytes, dict[str, str]]:
-        """A callback: `resource` encrypted (associated data `kind`), the envelope signed."""
-        nonce = secrets.token_hex(6)  # 12 characters, as WeChat's
-        ciphertext = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
-            nonce.encode(),
-            json.dumps(resource, ensure_ascii=False).encode(),
-            kind.encode(),
-        )
-        envelope = {
-            "id": "EV-" + secrets.token_hex(12),
-            "create_time": rfc3339_now(),
-            "resource_type": "encrypt-resource",
-            "event_type": event_type,
-            "summary": summary,
-            "resource": {
-                "original_type": kind,
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": base64.b64encode(ciphertext).decode(),
-                "associated_data": kind,
-                "nonce": nonce,
-            },
-        }
-        body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-        headers = {
+    def _callback_headers(self, body: str, *, timestamp: int | None) -> dict[str, str]:
+        return {
             "Content-Type": "application/json",
             **self.signed_headers(body, timestamp=timestamp),
         }
-        return body.encode(), headers
 
     def notify(self, out_trade_no: str) -> None:
         trade = self.trades[out_trade_no]
