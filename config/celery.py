@@ -78,6 +78,12 @@ app.conf.beat_schedule = {
         "task": "orders.tasks.refund_flush_task",
         "schedule": crontab(minute="*/2"),
     },
+    # every 2 minutes: ask the gateways about refunds they accepted but have not
+    # settled (WeChat Pay) and record how they ended, where no notify said so
+    "orders-refund-gateway-sweep": {
+        "task": "orders.tasks.refund_gateway_sweep_task",
+        "schedule": crontab(minute="*/2"),
+    },
     # every 10 minutes: mark codes past their batch expiry as expired
     "fulfillment-expire-codes": {
         "task": "fulfillment.tasks.card_code_expire_task",

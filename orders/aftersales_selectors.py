@@ -14,7 +14,16 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Exists, F, JSONField, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    DecimalField,
+    Exists,
+    F,
+    JSONField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django.db.models.functions import JSONObject
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -26,7 +35,7 @@ from orders.aftersales_rules import (
     self_refund_deadline,
     self_refund_open,
 )
-from orders.models import Order, OrderLine, ProblemReport
+from orders.models import Order, OrderLine, ProblemReport, Refund
 
 
 def order_lines_annotate(lines: QuerySet[OrderLine]) -> QuerySet[OrderLine]:
@@ -52,6 +61,28 @@ def order_lines_annotate(lines: QuerySet[OrderLine]) -> QuerySet[OrderLine]:
         product_slug=F("sku__product__slug"),
         sku_code=F("sku__code"),
         last_report=Subquery(latest, output_field=JSONField()),
+    )
+
+
+def order_refunds_annotate(orders: QuerySet[Order]) -> QuerySet[Order]:
+    """The orders with `refund_in_progress`: what their refunds not yet confirmed
+    by the gateway return (None when none), a subquery.
+
+    Requested, accepted and waiting on the gateway (WeChat Pay settles later), or
+    failed and waiting on an operator: the shopper's money is on its way.
+    """
+    open_refunds = (
+        Refund.objects.filter(order_id=OuterRef("pk"))
+        .exclude(status=Refund.Status.SUCCEEDED)
+        .order_by()
+        .values("order_id")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    return orders.annotate(
+        refund_in_progress=Subquery(
+            open_refunds, output_field=DecimalField(max_digits=12, decimal_places=2)
+        )
     )
 
 

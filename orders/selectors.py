@@ -19,6 +19,7 @@ from orders.aftersales_selectors import (
     buy_again_url,
     order_codes_annotate,
     order_lines_annotate,
+    order_refunds_annotate,
     report_view,
     self_refund_offer,
     self_refund_window,
@@ -65,7 +66,7 @@ def _order_get(**filters: Any) -> Order | None:
         )
     )
     return (
-        Order.objects.filter(**filters)
+        order_refunds_annotate(Order.objects.filter(**filters))
         .prefetch_related(Prefetch("lines", queryset=lines))
         .first()
     )

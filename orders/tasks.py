@@ -41,6 +41,11 @@ def refund_flush_task() -> int:
     return services.refund_flush()
 
 
+@shared_task
+def refund_gateway_sweep_task() -> int:
+    return services.refund_gateway_sweep()
+
+
 @shared_task(bind=True, max_retries=8)
 def sandbox_notify_deliver_task(self, *, trade_id: int, trade_status: str) -> bool:  # type: ignore[no-untyped-def]
     """The sandbox gateway retries its notify until the shop answers `success`."""

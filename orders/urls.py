@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.urls import path
 
-from orders import aftersales_views, guest_views, order_views, views
+from orders import aftersales_views, guest_views, order_views, refund_views, views
 from orders.gateways import wechat_page
 
 app_name = "orders"
@@ -37,6 +37,11 @@ urlpatterns = [
         name="wechat-pay-status",
     ),
     path("payments/notify/<str:gateway>/", views.payment_notify, name="payment-notify"),
+    path(
+        "payments/notify/<str:gateway>/refund/",
+        refund_views.refund_notify,
+        name="refund-notify",
+    ),
 ]
 # The sandbox's hosted page exists only while the sandbox gateway is enabled.
 if settings.PAYMENT_SANDBOX_ENABLED:

@@ -20,6 +20,8 @@ from orders.gateways.base import (
     GatewayUnavailable,
     NotifyRejected,
     ParsedNotify,
+    ParsedRefundNotify,
+    RefundNotifying,
     RefundState,
 )
 from orders.gateways.wechat import WechatConfig, WechatGateway
@@ -79,6 +81,8 @@ __all__ = [
     "GatewayUnavailable",
     "NotifyRejected",
     "ParsedNotify",
+    "ParsedRefundNotify",
+    "RefundNotifying",
     "RefundState",
     "gateway_default",
     "gateway_for_payment",

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo
 
 from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
@@ -29,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from config.lib.http import http_get
 from config.lib.money import format_amount, parse_amount
 from orders.gateways.base import (
+    BEIJING,
     Ack,
     ClientKind,
     GatewayError,
@@ -36,14 +36,17 @@ from orders.gateways.base import (
     NotifyRejected,
     ParsedNotify,
     RefundState,
+    fields_require,
     form_notify_fields,
+    gateway_refusal,
+    order_items_text,
+    state_map,
     text_ack,
 )
 
 if TYPE_CHECKING:
     from orders.models import Order, Payment
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # Alipay's timestamps, Beijing time
 CODE_OK = "10000"
 CODE_SYSTEM_ERROR = "20000"  # "service unavailable": try again later
@@ -151,7 +154,7 @@ class AlipayClient(AliPay):  # type: ignore[misc]  # the SDK is untyped
         except AliPayValidationError:
             raise GatewayUnavailable("alipay reply signature does not verify") from None
         except AliPayException as exc:
-            raise GatewayError(f"alipay refused: {str(exc)[:160]}") from None
+            raise gateway_refusal("alipay", str(exc)[:160], code=None) from None
         except (ValueError, KeyError, AttributeError, binascii.Error):
             raise GatewayUnavailable("alipay reply is not the expected JSON") from None
         if result.get("code") == CODE_SYSTEM_ERROR:
@@ -160,13 +163,8 @@ class AlipayClient(AliPay):  # type: ignore[misc]  # the SDK is untyped
 
 
 def _refusal(result: Mapping[str, Any]) -> GatewayError:
-    return GatewayError(
-        "alipay refused: "
-        + " ".join(
-            str(result.get(k, "")) for k in ("code", "sub_code", "sub_msg")
-        ).strip()[:160],
-        code=str(result.get("sub_code") or "gateway_refused"),
-    )
+    detail = " ".join(str(result.get(k, "")) for k in ("code", "sub_code", "sub_msg"))
+    return gateway_refusal("alipay", detail.strip()[:160], code=result.get("sub_code"))
 
 
 class AlipayGateway:
@@ -219,13 +217,8 @@ class AlipayGateway:
 
     @staticmethod
     def _subject(order: Order) -> str:
-        names = ", ".join(
-            f"{name} x{qty}"
-            for name, qty in order.lines.filter(parent__isnull=True).values_list(
-                "sku_name", "quantity"
-            )
-        )
-        return (SUBJECT_UNSAFE.sub(" ", names).strip() or order.number)[:128]
+        names = SUBJECT_UNSAFE.sub(" ", order_items_text(order)).strip()
+        return (names or order.number)[:128]
 
     # --- Notifies -------------------------------------------------------------
 
@@ -242,11 +235,7 @@ class AlipayGateway:
 
         Raises: NotifyRejected (invalid, bad_signature).
         """
-        missing = [f for f in NOTIFY_REQUIRED if not fields.get(f)]
-        if missing:
-            raise NotifyRejected(
-                "missing fields: " + ", ".join(missing), code="invalid"
-            )
+        fields_require(fields, NOTIFY_REQUIRED)
         if not self._verifies(fields):
             raise NotifyRejected("signature does not verify", code="bad_signature")
         # Signed by Alipay, but for whom: another app or seller is not ours to act on.
@@ -295,10 +284,11 @@ class AlipayGateway:
             if result.get("sub_code") == TRADE_NOT_EXIST:
                 return None
             raise _refusal(result)
-        status = QUERY_STATUS.get(str(result.get("trade_status")))
+        unknown = "alipay trade query answered an unknown state"
+        status = state_map(QUERY_STATUS, result.get("trade_status"), unknown=unknown)
         amount = parse_amount(str(result.get("total_amount", "")))
-        if status is None or amount is None:
-            raise GatewayUnavailable("alipay trade query answered an unknown state")
+        if amount is None:
+            raise GatewayUnavailable(unknown)
         return ParsedNotify(
             out_trade_no=str(result.get("out_trade_no", out_trade_no)),
             trade_no=str(result.get("trade_no", "")),
@@ -327,8 +317,11 @@ class AlipayGateway:
     def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
         """alipay.trade.refund with out_request_no = refund_no (Alipay's idempotency key).
 
-        A repeat of a refund already made answers success without moving money
+        Synchronous: a success answer means the money is back (None). A repeat
+        of a refund already made answers success without moving money
         (fund_change=N); a first answer of N is confirmed by a refund query.
+        Raises: GatewayError (refused), GatewayUnavailable / httpx.HTTPError
+        (unknown outcome: the retry asks refund_query before asking again).
         """
         result = self.client.api_alipay_trade_refund(
             refund_amount=format_amount(amount),

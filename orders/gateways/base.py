@@ -8,10 +8,11 @@ with a server error) raise `httpx.HTTPError` and are worth retrying; a refusal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 ClientKind = Literal["desktop", "phone"]
 # (HTTP status, content type, body): what the notify endpoint answers.
 Ack = tuple[int, str, str]
+# Alipay and WeChat Pay both keep Beijing time (timestamps, time_expire).
+BEIJING = ZoneInfo("Asia/Shanghai")
+State = TypeVar("State", bound=str)
 
 
 class NotifyRejected(DomainError):
@@ -60,11 +64,31 @@ class ParsedNotify:
 
 @dataclass(frozen=True)
 class RefundState:
-    """What the gateway says about one of our refund numbers."""
+    """What the gateway says about one of our refund numbers.
+
+    `processing`: the gateway accepted the refund and settles it later (WeChat
+    Pay: seconds for change, days for a bank card); its result notify or
+    `refund_query` tells how it ended. `detail` is the gateway's own word for
+    the state ("ABNORMAL"), for the operator.
+    """
 
     refund_no: str
     status: Literal["succeeded", "processing", "failed"]
     amount: Decimal | None  # None where the gateway does not say
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedRefundNotify:
+    """A verified refund result notify: one of our refunds ended."""
+
+    out_trade_no: str
+    trade_no: str
+    refund_no: str
+    status: Literal["succeeded", "failed"]
+    amount: Decimal  # what was refunded (asked), in yuan
+    notify_id: str
+    detail: str  # the gateway's own word ("SUCCESS", "ABNORMAL", "CLOSED")
 
 
 class Gateway(Protocol):
@@ -118,10 +142,16 @@ class Gateway(Protocol):
         """
         ...
 
-    def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
+    def refund(
+        self, *, payment: Payment, amount: Decimal, refund_no: str
+    ) -> RefundState | None:
         """Ask the gateway to refund. Idempotent on refund_no.
 
-        Raises: GatewayError when it refuses, httpx.HTTPError when unreachable.
+        Returns None when the money is back now (Alipay, the sandbox, the
+        balance), or the `processing` state of a refund the gateway accepted and
+        settles later (WeChat Pay): its result comes by notify or refund_query.
+        Raises: GatewayError when it refuses (or ended the refund failed),
+        httpx.HTTPError when unreachable.
         """
         ...
 
@@ -131,6 +161,57 @@ class Gateway(Protocol):
         Raises: GatewayError, httpx.HTTPError.
         """
         ...
+
+
+@runtime_checkable
+class RefundNotifying(Protocol):
+    """A gateway that notifies a refund's result (WeChat Pay): /payments/notify/<name>/refund/."""
+
+    def notify_fields(
+        self, *, body: bytes, headers: Mapping[str, str], post: Mapping[str, str]
+    ) -> dict[str, str]: ...
+
+    def ack(self, *, accepted: bool) -> Ack: ...
+
+    def refund_notify_parse(self, fields: dict[str, str]) -> ParsedRefundNotify:
+        """Verify and parse a refund result notify. Raises NotifyRejected."""
+        ...
+
+
+def order_items_text(order: Order) -> str:
+    """ "Name x2, Other x1": the order's lines as a trade's subject or description."""
+    return ", ".join(
+        f"{name} x{qty}"
+        for name, qty in order.lines.filter(parent__isnull=True).values_list(
+            "sku_name", "quantity"
+        )
+    )
+
+
+def fields_require(fields: Mapping[str, str], names: Iterable[str]) -> None:
+    """Raises NotifyRejected (invalid) naming each of `names` missing or empty."""
+    missing = [name for name in names if not fields.get(name)]
+    if missing:
+        raise NotifyRejected("missing fields: " + ", ".join(missing), code="invalid")
+
+
+def gateway_refusal(gateway: str, detail: str, *, code: object) -> GatewayError:
+    """The gateway's "no" (`<gateway> refused: <detail>`), keeping its own error code."""
+    return GatewayError(
+        f"{gateway} refused: {detail}", code=str(code or "gateway_refused")
+    )
+
+
+def state_map(table: Mapping[str, State], word: object, *, unknown: str) -> State:
+    """The gateway's word for a state in ours.
+
+    Raises: GatewayUnavailable(`unknown`) for a word the table lacks: an answer
+    we cannot act on, asked again later.
+    """
+    state = table.get(str(word))
+    if state is None:
+        raise GatewayUnavailable(unknown)
+    return state
 
 
 def form_notify_fields(post: Mapping[str, str]) -> dict[str, str]:

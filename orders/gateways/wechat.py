@@ -7,6 +7,9 @@ SDK's transport (requests) is replaced by config/lib/http.py, sending exactly th
 bytes that were signed. A callback is verified and its AEAD_AES_256_GCM resource
 decrypted by the SDK; it is acted on only when fresh, for our mchid and appid.
 
+Refunds are accepted (PROCESSING) and settled later; the result comes by callback
+(/payments/notify/wechat/refund/) or refund query (orders/services/refund_results.py).
+
 Amounts travel in fen (integers); Kaquan keeps yuan Decimals.
 """
 
@@ -19,7 +22,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.urls import reverse
@@ -32,19 +34,24 @@ from wechatpayv3.utils import build_authorization
 from config.lib.http import http_request
 from config.lib.money import CENT
 from orders.gateways.base import (
+    BEIJING,
     Ack,
     ClientKind,
     GatewayError,
     GatewayUnavailable,
     NotifyRejected,
     ParsedNotify,
+    ParsedRefundNotify,
     RefundState,
+    fields_require,
+    gateway_refusal,
+    order_items_text,
+    state_map,
 )
 
 if TYPE_CHECKING:
     from orders.models import Order, Payment
 
-BEIJING = ZoneInfo("Asia/Shanghai")
 # The callback headers kept as notify fields (lower case, as recorded).
 HEADERS = (
     "wechatpay-signature",
@@ -65,11 +72,16 @@ TRADE_STATE: dict[str, Literal["success", "closed", "waiting"]] = {
     "REVOKED": "closed",
     "PAYERROR": "closed",
 }
-REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
+# How a refund ends; each end has its result callback, REFUND.<word>.
+REFUND_RESULTS: dict[str, Literal["succeeded", "failed"]] = {
     "SUCCESS": "succeeded",
-    "PROCESSING": "processing",
     "CLOSED": "failed",
     "ABNORMAL": "failed",
+}
+REFUND_EVENTS = tuple(f"REFUND.{word}" for word in REFUND_RESULTS)
+REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
+    **REFUND_RESULTS,
+    "PROCESSING": "processing",
 }
 
 
@@ -195,11 +207,8 @@ def _answer(code: int, text: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise GatewayUnavailable("wechat pay answered something not an object")
     if code >= 300:
-        raise GatewayError(
-            f"wechat pay refused: {payload.get('code', code)} "
-            f"{str(payload.get('message', ''))[:120]}",
-            code=str(payload.get("code") or "gateway_refused"),
-        )
+        detail = f"{payload.get('code', code)} {str(payload.get('message', ''))[:120]}"
+        raise gateway_refusal("wechat pay", detail, code=payload.get("code"))
     return payload
 
 
@@ -265,13 +274,7 @@ class WechatGateway:
 
     @staticmethod
     def _description(order: Order) -> str:
-        names = ", ".join(
-            f"{name} x{qty}"
-            for name, qty in order.lines.filter(parent__isnull=True).values_list(
-                "sku_name", "quantity"
-            )
-        )
-        return (names or order.number)[:127]
+        return (order_items_text(order) or order.number)[:127]
 
     # --- Callbacks --------------------------------------------------------------
 
@@ -302,11 +305,60 @@ class WechatGateway:
 
         Raises: NotifyRejected (invalid, bad_signature).
         """
-        missing = [f for f in ("body", *HEADERS) if not fields.get(f)]
-        if missing:
+        notify_id, resource = self._callback_open(
+            fields, events=("TRANSACTION.SUCCESS",), what="a payment"
+        )
+        trade = self._trade(resource)
+        if trade.status != "success":
+            raise NotifyRejected("trade_state is not SUCCESS", code="invalid")
+        return ParsedNotify(
+            out_trade_no=trade.out_trade_no,
+            trade_no=trade.trade_no,
+            amount=trade.amount,
+            status=trade.status,
+            notify_id=notify_id,
+        )
+
+    def refund_notify_parse(self, fields: dict[str, str]) -> ParsedRefundNotify:
+        """A refund result callback (REFUND.SUCCESS / ABNORMAL / CLOSED), verified.
+
+        The state is read from the encrypted resource (what WeChat signed and
+        only we can read), the refund number and amount checked by the caller.
+        Raises: NotifyRejected (invalid, bad_signature).
+        """
+        notify_id, resource = self._callback_open(
+            fields, events=REFUND_EVENTS, what="a refund result"
+        )
+        self._mchid_check(resource)
+        word = str(resource.get("refund_status", ""))
+        status = REFUND_RESULTS.get(word)
+        amount = resource.get("amount")
+        refunded = yuan(amount.get("refund")) if isinstance(amount, dict) else None
+        refund_no = str(resource.get("out_refund_no", ""))
+        if status is None or refunded is None or not refund_no:
             raise NotifyRejected(
-                "missing fields: " + ", ".join(missing), code="invalid"
+                f"refund {refund_no[:40]} {word[:20]}: not a final refund of an amount",
+                code="invalid",
             )
+        return ParsedRefundNotify(
+            out_trade_no=str(resource.get("out_trade_no", "")),
+            trade_no=str(resource.get("transaction_id", "")),
+            refund_no=refund_no,
+            status=status,
+            amount=refunded,
+            notify_id=notify_id,
+            detail=word,
+        )
+
+    def _callback_open(
+        self, fields: dict[str, str], *, events: tuple[str, ...], what: str
+    ) -> tuple[str, dict[str, Any]]:
+        """A callback's id and resource: signature verified, resource decrypted.
+
+        Raises: NotifyRejected (invalid: another event; bad_signature, also when
+        signed too long ago: a replay, not WeChat's retry, which is signed afresh).
+        """
+        fields_require(fields, ("body", *HEADERS))
         try:
             signed_at = int(fields["wechatpay-timestamp"])
         except ValueError:
@@ -329,34 +381,26 @@ class WechatGateway:
             raise NotifyRejected(
                 "signature or encryption does not verify", code="bad_signature"
             )
-        if notification.get("event_type") != "TRANSACTION.SUCCESS":
-            raise NotifyRejected(
-                f"event {str(notification.get('event_type'))[:40]} is not a payment",
-                code="invalid",
-            )
+        event = str(notification.get("event_type"))
+        if event not in events:
+            raise NotifyRejected(f"event {event[:40]} is not {what}", code="invalid")
         resource = notification.get("resource")
         if not isinstance(resource, dict):
             raise NotifyRejected("resource is not an object", code="invalid")
-        trade = self._trade(resource)
-        if trade.status != "success":
-            raise NotifyRejected("trade_state is not SUCCESS", code="invalid")
-        return ParsedNotify(
-            out_trade_no=trade.out_trade_no,
-            trade_no=trade.trade_no,
-            amount=trade.amount,
-            status=trade.status,
-            notify_id=str(notification.get("id", ""))[:64],
-        )
+        return str(notification.get("id", ""))[:64], resource
+
+    def _mchid_check(self, resource: Mapping[str, Any]) -> None:
+        if resource.get("mchid") != self.config.mchid:
+            raise NotifyRejected(
+                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
+            )
 
     def _trade(self, resource: Mapping[str, Any]) -> ParsedNotify:
         """A transaction (callback resource or query answer), checked to be ours.
 
         Raises: NotifyRejected (invalid).
         """
-        if resource.get("mchid") != self.config.mchid:
-            raise NotifyRejected(
-                f"mchid {str(resource.get('mchid'))[:32]} is not ours", code="invalid"
-            )
+        self._mchid_check(resource)
         if resource.get("appid") != self.config.appid:
             raise NotifyRejected(
                 f"appid {str(resource.get('appid'))[:32]} is not ours", code="invalid"
@@ -403,12 +447,17 @@ class WechatGateway:
 
     # --- Refunds ----------------------------------------------------------------
 
-    def refund(self, *, payment: Payment, amount: Decimal, refund_no: str) -> None:
+    def refund(
+        self, *, payment: Payment, amount: Decimal, refund_no: str
+    ) -> RefundState | None:
         """POST /v3/refund/domestic/refunds; the same out_refund_no refunds once.
 
-        Accepted (PROCESSING) counts as done: WeChat completes it on its side.
+        Accepted (PROCESSING) is not done: the `processing` state is returned and
+        WeChat tells the result by callback (our notify_url) or refund query.
+        SUCCESS already (a repeat of a settled refund): None.
         Raises: GatewayError when refused or ended CLOSED/ABNORMAL.
         """
+        base = settings.PAYMENT_NOTIFY_BASE_URL or settings.SITE_URL
         payload = _answer(
             *self.client.refund(
                 out_refund_no=refund_no,
@@ -418,13 +467,18 @@ class WechatGateway:
                     "total": fen(payment.amount),
                     "currency": "CNY",
                 },
+                notify_url=base + reverse("orders:refund-notify", args=[self.name]),
             )
         )
-        status = REFUND_STATUS.get(str(payload.get("status")))
+        word = str(payload.get("status"))
+        status = REFUND_STATUS.get(word)
         if status is None or status == "failed":
-            raise GatewayError(
-                f"wechat pay refund {refund_no}: {payload.get('status')}"
-            )
+            raise GatewayError(f"wechat pay refund {refund_no}: {word[:20]}")
+        if status == "succeeded":
+            return None
+        return RefundState(
+            refund_no=refund_no, status=status, amount=amount, detail=word
+        )
 
     def refund_query(self, *, payment: Payment, refund_no: str) -> RefundState | None:
         """GET /v3/refund/domestic/refunds/{out_refund_no}; None when unknown."""
@@ -432,12 +486,15 @@ class WechatGateway:
         if code == 404:
             return None
         payload = _answer(code, text)
-        status = REFUND_STATUS.get(str(payload.get("status")))
-        if status is None:
-            raise GatewayUnavailable("wechat pay refund query: unknown status")
+        status = state_map(
+            REFUND_STATUS,
+            payload.get("status"),
+            unknown="wechat pay refund query: unknown status",
+        )
         amount = payload.get("amount")
         return RefundState(
             refund_no=refund_no,
             status=status,
             amount=yuan(amount.get("refund")) if isinstance(amount, dict) else None,
+            detail=str(payload.get("status")),
         )

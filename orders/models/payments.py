@@ -62,6 +62,10 @@ class PaymentNotify(models.Model):
         UNKNOWN_ORDER = "unknown_order", _("订单不存在")
         AMOUNT_MISMATCH = "amount_mismatch", _("金额不符")
         INVALID = "invalid", _("参数无效")
+        # Refund result notifies (/payments/notify/<gateway>/refund/).
+        REFUND_SUCCEEDED = "refund_succeeded", _("退款成功")
+        REFUND_FAILED = "refund_failed", _("退款失败")
+        UNKNOWN_REFUND = "unknown_refund", _("退款单不存在")
 
     gateway = models.CharField(max_length=20, verbose_name=_("支付网关"))
     payload = models.JSONField(verbose_name=_("原始报文"))
@@ -114,12 +118,16 @@ class Refund(models.Model):
     """Money going back for named lines. Claimed before the gateway is called.
 
     pending → processing (claimed by one worker, conditional UPDATE) → succeeded,
-    or failed (the gateway refused: visible in admin, retried by an operator).
+    or failed (the gateway refused: visible in admin, retried by an operator);
+    or processing → submitted, when the gateway accepted the refund and settles
+    it later (WeChat Pay), until its result notify or a query ends it succeeded
+    or failed (orders/services/refund_results.py).
     """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("待处理")
         PROCESSING = "processing", _("处理中")
+        SUBMITTED = "submitted", _("等待渠道退款")
         SUCCEEDED = "succeeded", _("已退款")
         FAILED = "failed", _("失败")
 
@@ -169,6 +177,8 @@ class Refund(models.Model):
     language = models.CharField(_("语言"), max_length=10, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("创建时间"))
     claimed_at = models.DateTimeField(_("领取时间"), null=True, blank=True)
+    # When the sweep last asked the gateway about a submitted refund.
+    checked_at = models.DateTimeField(_("渠道查询时间"), null=True, blank=True)
     completed_at = models.DateTimeField(
         null=True, blank=True, verbose_name=_("完成时间")
     )
@@ -192,7 +202,13 @@ class Refund(models.Model):
                 fields=["created_at"],
                 name="refund_open_idx",
                 condition=Q(status__in=["pending", "processing"]),
-            )
+            ),
+            # The sweep's: refunds the gateway accepted and has not settled.
+            models.Index(
+                fields=["checked_at"],
+                name="refund_submitted_idx",
+                condition=Q(status="submitted"),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -40,6 +40,11 @@ from orders.services.payments import (
     sandbox_notify_deliver,
     sandbox_trade_decide,
 )
+from orders.services.refund_results import (
+    refund_gateway_sweep,
+    refund_notify_handle,
+    refund_result_apply,
+)
 from orders.services.refunds import (
     RefundError,
     refund_flush,
@@ -82,7 +87,10 @@ __all__ = [
     "payment_query_apply",
     "payment_start",
     "refund_flush",
+    "refund_gateway_sweep",
+    "refund_notify_handle",
     "refund_request",
+    "refund_result_apply",
     "refund_retry",
     "refund_submit",
     "sandbox_notify_deliver",

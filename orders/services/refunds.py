@@ -7,14 +7,17 @@ lines that will not be delivered now. Submitting it is the claim idiom: one
 conditional UPDATE pending → processing before the gateway is called, so two
 workers never both call; a refusal ends in `failed`, which an operator sees in
 admin and can retry; the periodic sweep never retries a failed refund by itself.
-The order's refunded amount grows only when the gateway confirms.
+A gateway that only accepts the refund and settles it later (WeChat Pay) leaves
+it `submitted` until its result notify or a query ends it
+(orders/services/refund_results.py). The order's refunded amount grows only
+when the gateway confirms, once (`refund_mark_succeeded`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from decimal import Decimal
 from functools import partial
 
@@ -29,7 +32,7 @@ from catalog.models import Sku
 from config.lib.errors import DomainError
 from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import card_codes_release
-from orders.gateways import gateway_for_payment
+from orders.gateways import RefundState, gateway_for_payment
 from orders.locks import order_lock_for_update_by_id, refund_lock_for_update
 from orders.models import (
     Order,
@@ -48,6 +51,7 @@ from orders.transitions import lines_move
 logger = logging.getLogger(__name__)
 
 LS = OrderLine.Status
+RS = Refund.Status
 FLUSH_AFTER = dt.timedelta(minutes=1)  # give the queued task a head start
 STALE_PROCESSING = dt.timedelta(minutes=10)  # a worker died between claim and record
 
@@ -187,11 +191,13 @@ def refund_submit(*, refund_id: int, now: dt.datetime | None = None) -> bool:
     """Ask the gateway for a refund and record the answer. True when it succeeded now.
 
     1. Claim: pending (or processing, stale) → processing, one conditional UPDATE.
-    2. Call the gateway outside any transaction; the refund number is its
-       idempotency key, so a call repeated after a crash refunds nothing twice.
-    3. Lock Order → Refund, record succeeded, add the amount to the order (a
-       number computed under the lock), mark the payment refunded when it is
-       refunded in full, queue one email for this refund.
+    2. Outside any transaction: a refund claimed before (its worker died, or the
+       gateway's answer was lost: the outcome is unknown) is first looked up
+       with `refund_query`, and what the gateway already has is recorded rather
+       than asked again; otherwise the gateway is asked. The refund number is
+       its idempotency key, so even a repeated call refunds nothing twice.
+    3. Money back now: `refund_mark_succeeded`. Accepted, settled later
+       (WeChat Pay): `submitted`, the shopper sees the refund in progress.
     A refusal (DomainError from the gateway) ends the refund `failed`.
     Raises: httpx.HTTPError when the gateway could not be reached (the refund goes
     back to pending and the task retries).
@@ -208,51 +214,83 @@ def refund_submit(*, refund_id: int, now: dt.datetime | None = None) -> bool:
         return False
     refund = Refund.objects.select_related("payment", "order").get(pk=refund_id)
     gateway = gateway_for_payment(refund.payment.gateway)
+    state: RefundState | None = None
     try:
         if gateway is None:
             raise DomainError(f"gateway {refund.payment.gateway} is not available")
-        gateway.refund(
-            payment=refund.payment, amount=refund.amount, refund_no=refund.refund_no
-        )
+        if refund.attempts > 1:
+            state = gateway.refund_query(
+                payment=refund.payment, refund_no=refund.refund_no
+            )
+        if state is None or state.status == "failed":
+            state = gateway.refund(
+                payment=refund.payment, amount=refund.amount, refund_no=refund.refund_no
+            )
     except httpx.HTTPError as exc:
-        Refund.objects.filter(pk=refund_id, status=Refund.Status.PROCESSING).update(
-            status=Refund.Status.PENDING, last_error=_error_text(exc)
+        Refund.objects.filter(pk=refund_id, status=RS.PROCESSING).update(
+            status=RS.PENDING, last_error=_error_text(exc)
         )
         raise
     except DomainError as exc:
-        _refund_fail(refund=refund, error=_error_text(exc))
+        refund_mark_failed(refund=refund, error=_error_text(exc))
         return False
-    return _refund_succeed(refund_id=refund_id, now=now)
+    if state is not None and state.status == "processing":
+        # Accepted: the gateway's result notify or the sweep settles it.
+        Refund.objects.filter(pk=refund_id, status=RS.PROCESSING).update(
+            status=RS.SUBMITTED, last_error="", checked_at=None
+        )
+        return False
+    return refund_mark_succeeded(refund_id=refund_id, now=now)
 
 
 def _error_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:200]
 
 
-def _refund_fail(*, refund: Refund, error: str) -> None:
+def refund_mark_failed(
+    *, refund: Refund, error: str, expected: Collection[str] = (RS.PROCESSING,)
+) -> bool:
+    """The gateway refused or ended the refund: `failed`, for an operator to retry.
+
+    Idempotent: only a refund in an `expected` status moves (conditional UPDATE),
+    and only that move writes the event. True when it moved.
+    """
     with transaction.atomic():
-        updated = Refund.objects.filter(
-            pk=refund.pk, status=Refund.Status.PROCESSING
-        ).update(status=Refund.Status.FAILED, last_error=error)
+        updated = Refund.objects.filter(pk=refund.pk, status__in=expected).update(
+            status=RS.FAILED, last_error=error[:200]
+        )
         if updated:
             OrderEvent.objects.create(
                 order_id=refund.order_id,
                 kind=OrderEvent.Kind.REFUND_FAILED,
-                detail={"refund_no": refund.refund_no, "error": error},
+                detail={"refund_no": refund.refund_no, "error": error[:200]},
             )
-    logger.warning(
-        "refund %s refused by the gateway; an operator must retry it: %s",
-        refund.refund_no,
-        error,
-    )
+    if updated:
+        logger.warning(
+            "refund %s refused or ended by the gateway; an operator must retry it: %s",
+            refund.refund_no,
+            error,
+        )
+    return bool(updated)
 
 
-def _refund_succeed(*, refund_id: int, now: dt.datetime) -> bool:
+def refund_mark_succeeded(
+    *,
+    refund_id: int,
+    now: dt.datetime,
+    expected: Collection[str] = (RS.PROCESSING,),
+) -> bool:
+    """The gateway says the money is back: record it, exactly once. True when it moved.
+
+    Lock Order → Refund; a refund in an `expected` status becomes succeeded,
+    the order's refunded amount grows (a number computed under the lock), the
+    payment is marked refunded when refunded in full, one event, one email.
+    """
     with transaction.atomic():
         refund = Refund.objects.only("order_id").get(pk=refund_id)
         order = order_lock_for_update_by_id(order_id=refund.order_id)
         locked = refund_lock_for_update(refund_id=refund_id)
-        if order is None or locked is None or locked.status != Refund.Status.PROCESSING:
+        if order is None or locked is None or locked.status not in expected:
             return False
         locked.status = Refund.Status.SUCCEEDED
         locked.completed_at = now
@@ -290,9 +328,9 @@ def _refund_succeed(*, refund_id: int, now: dt.datetime) -> bool:
 def refund_retry(*, refund_id: int, actor: User) -> bool:
     """An operator sends a failed refund to the gateway again. Returns False if it was not failed."""
     with transaction.atomic():
-        updated = Refund.objects.filter(
-            pk=refund_id, status=Refund.Status.FAILED
-        ).update(status=Refund.Status.PENDING)
+        updated = Refund.objects.filter(pk=refund_id, status=RS.FAILED).update(
+            status=RS.PENDING
+        )
         if not updated:
             return False
         refund = Refund.objects.get(pk=refund_id)

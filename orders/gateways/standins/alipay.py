@@ -89,6 +89,8 @@ class AlipayStandin:
         self.trades: dict[str, Trade] = {}
         self.requests: list[dict[str, str]] = []  # every verified API call
         self.fail_next_http = 0  # answer this many calls with HTTP 502
+        # Act on this many calls, then answer 502 (the answer lost on its way).
+        self.lose_next_answer = 0
         self._lock = threading.RLock()
         self.notifier = Notifier(
             acknowledged=lambda r: r.status_code == 200 and r.text.strip() == "success"
@@ -170,7 +172,11 @@ class AlipayStandin:
                 return self._signed(
                     response_key, _failure("isv.invalid-method", method)
                 )
-            return self._signed(response_key, handler(biz))
+            answer = self._signed(response_key, handler(biz))
+            if self.lose_next_answer > 0:
+                self.lose_next_answer -= 1
+                return Reply.text("bad gateway", 502)
+            return answer
 
     def _request_verifies(self, fields: dict[str, str]) -> bool:
         return rsa2_verifies(

@@ -10,13 +10,16 @@
 - Native, H5, query by out_trade_no, close, refund and refund query.
 - Callbacks: the transaction encrypted AEAD_AES_256_GCM with the APIv3 key
   (associated data "transaction"), the envelope signed like an answer.
+- Refunds are accepted PROCESSING and settled afterwards (`refund_settle`; at
+  once unless `refund_settle_auto` is off), SUCCESS or, as `refund_outcome`
+  says, ABNORMAL / CLOSED; the settlement is sent to the refund's notify_url as
+  a REFUND.* callback, encrypted (associated data "refund") and signed alike.
 
 Run it in a thread: `WechatStandin(mchid=..., appid=..., ...).start()`.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import re
@@ -27,8 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from orders.gateways.standins.keys import (
     load_public,
     public_pem,
@@ -37,16 +38,18 @@ from orders.gateways.standins.keys import (
     rsa_key,
 )
 from orders.gateways.standins.server import Notifier, Reply, Request, StandinServer
+from orders.gateways.standins.wechat_callback import (
+    REFUND_SUMMARY,
+    envelope,
+    refund_resource,
+    rfc3339_now,
+)
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 AUTH_FIELD = re.compile(r'(\w+)="([^"]*)"')
 MAX_CLOCK_SKEW = 300
 TRADE_PATH = re.compile(r"^/v3/pay/transactions/out-trade-no/([^/]+)(/close)?$")
 REFUND_PATH = re.compile(r"^/v3/refund/domestic/refunds/([^/]+)$")
-
-
-def rfc3339_now() -> str:
-    return dt.datetime.now(tz=dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
 @dataclass
@@ -91,6 +94,10 @@ class WechatStandin:
         self.public_key_id = "PUB_KEY_ID_" + secrets.token_hex(12).upper()
         self.trades: dict[str, Trade] = {}
         self.refund_calls = 0  # accepted refund requests, repeats included
+        # How an accepted refund ends, and whether right after it is accepted.
+        self.refund_outcome = "SUCCESS"
+        self.refund_settle_auto = True
+        self.refund_notify_urls: dict[str, str] = {}
         self._lock = threading.RLock()
         self.notifier = Notifier(acknowledged=lambda r: 200 <= r.status_code < 300)
         self._server = StandinServer(self, host=host, port=port)
@@ -326,14 +333,34 @@ class WechatStandin:
         }
         trade.refunds[refund_no] = record
         trade.state = "REFUND"
+        if body.get("notify_url"):
+            self.refund_notify_urls[refund_no] = str(body["notify_url"])
         answer = self._answer(200, record)
-        # Settled right after it is accepted: a query from now on says SUCCESS.
-        trade.refunds[refund_no] = {
-            **record,
-            "status": "SUCCESS",
-            "success_time": rfc3339_now(),
-        }
+        if self.refund_settle_auto:
+            # Settled right after it is accepted: the answer still said PROCESSING.
+            self.refund_settle(refund_no, self.refund_outcome)
         return answer
+
+    def refund_settle(
+        self, refund_no: str, status: str = "SUCCESS", *, notify: bool = True
+    ) -> None:
+        """WeChat ends a refund it accepted; its callback follows (unless `notify` is off)."""
+        with self._lock:
+            trade = self._trade_of_refund(refund_no)
+            record = trade.refunds[refund_no]
+            if record["status"] != "PROCESSING":
+                return
+            record = {**record, "status": status}
+            if status == "SUCCESS":
+                record["success_time"] = rfc3339_now()
+            trade.refunds[refund_no] = record
+        url = self.refund_notify_urls.get(refund_no)
+        if notify and url:
+            body, headers = self.refund_callback(refund_no)
+            self.notifier.send(url, content=body, headers=headers)
+
+    def _trade_of_refund(self, refund_no: str) -> Trade:
+        return next(t for t in self.trades.values() if refund_no in t.refunds)
 
     def _refund_query(self, refund_no: str) -> Reply:
         for trade in self.trades.values():
@@ -390,32 +417,45 @@ class WechatStandin:
         """
         with self._lock:
             resource = {**self.transaction(self.trades[out_trade_no]), **overrides}
-        nonce = secrets.token_hex(6)  # 12 characters, as WeChat's
-        ciphertext = AESGCM((apiv3_key or self.apiv3_key).encode()).encrypt(
-            nonce.encode(),
-            json.dumps(resource, ensure_ascii=False).encode(),
-            b"transaction",
+        body = envelope(
+            resource,
+            event_type="TRANSACTION.SUCCESS",
+            summary="支付成功",
+            kind="transaction",
+            apiv3_key=apiv3_key or self.apiv3_key,
         )
-        envelope = {
-            "id": "EV-" + secrets.token_hex(12),
-            "create_time": rfc3339_now(),
-            "resource_type": "encrypt-resource",
-            "event_type": "TRANSACTION.SUCCESS",
-            "summary": "支付成功",
-            "resource": {
-                "original_type": "transaction",
-                "algorithm": "AEAD_AES_256_GCM",
-                "ciphertext": base64.b64encode(ciphertext).decode(),
-                "associated_data": "transaction",
-                "nonce": nonce,
-            },
-        }
-        body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-        headers = {
+        return body.encode(), self._callback_headers(body, timestamp=timestamp)
+
+    def refund_callback(
+        self,
+        refund_no: str,
+        *,
+        timestamp: int | None = None,
+        apiv3_key: str | None = None,
+        **overrides: Any,
+    ) -> tuple[bytes, dict[str, str]]:
+        """The refund result callback WeChat would send now (REFUND.<status>).
+
+        `overrides` change the refund resource before it is encrypted.
+        """
+        with self._lock:
+            record = self._trade_of_refund(refund_no).refunds[refund_no]
+            resource = {**refund_resource(record, mchid=self.mchid), **overrides}
+        status = str(resource["refund_status"])
+        body = envelope(
+            resource,
+            event_type=f"REFUND.{status}",
+            summary=REFUND_SUMMARY.get(status, status),
+            kind="refund",
+            apiv3_key=apiv3_key or self.apiv3_key,
+        )
+        return body.encode(), self._callback_headers(body, timestamp=timestamp)
+
+    def _callback_headers(self, body: str, *, timestamp: int | None) -> dict[str, str]:
+        return {
             "Content-Type": "application/json",
             **self.signed_headers(body, timestamp=timestamp),
         }
-        return body.encode(), headers
 
     def notify(self, out_trade_no: str) -> None:
         trade = self.trades[out_trade_no]

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0008_guest_orders'),
+        ('orders', '0010_refund_submitted'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
