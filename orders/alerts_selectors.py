@@ -10,7 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from catalog.models import Sku
 from catalog.selectors import sku_on_sale_q
@@ -65,10 +66,20 @@ def order_review_waiting_list() -> QuerySet[Order]:
     return Order.objects.filter(status=Order.Status.REVIEW).order_by("paid_at", "id")
 
 
-def refund_failed_list() -> QuerySet[Refund]:
-    """Refunds the gateway refused: money owed until an operator sends them again."""
+# A refund the gateway accepted (WeChat: PROCESSING) normally settles within
+# minutes; one still waiting after this long needs a human to look at it.
+REFUND_SUBMITTED_TOO_LONG = dt.timedelta(days=1)
+
+
+def refund_failed_list(now: dt.datetime | None = None) -> QuerySet[Refund]:
+    """Refunds the gateway refused, and those it accepted more than a day ago
+    without settling them: money owed until an operator acts."""
+    stuck_before = (now or timezone.now()) - REFUND_SUBMITTED_TOO_LONG
     return (
-        Refund.objects.filter(status=Refund.Status.FAILED)
+        Refund.objects.filter(
+            Q(status=Refund.Status.FAILED)
+            | Q(status=Refund.Status.SUBMITTED, claimed_at__lte=stuck_before)
+        )
         .select_related("order")
         .order_by("created_at", "id")
     )

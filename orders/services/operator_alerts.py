@@ -40,6 +40,7 @@ from orders.models import (
     OperatorAlertEmail,
     OperatorAlertKind,
     ProblemReport,
+    Refund,
 )
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ INTROS = {
     ),
     Kind.REVIEW: gettext_lazy("以下订单已付款，被风控规则拦下，正在等待人工审核。"),
     Kind.REFUND_FAILED: gettext_lazy(
-        "以下退款被支付渠道拒绝，顾客的钱还没有退回，请检查后重新提交。"
+        "以下退款被支付渠道拒绝，或提交给渠道超过一天仍未到账：顾客的钱还没有退回，请检查后处理。"
     ),
     Kind.PROBLEM_OPEN: gettext_lazy("以下顾客的问题反馈还没有人处理。"),
     Kind.TOPUP_ATTENTION: gettext_lazy(
@@ -309,13 +310,16 @@ def _review_items(now: dt.datetime) -> tuple[list[Item], int]:
 
 
 def _refund_items(now: dt.datetime) -> tuple[list[Item], int]:
-    refunds = selectors.refund_failed_list()
+    refunds = selectors.refund_failed_list(now)
     return [
         {
             "id": r.id,
             "number": r.order.number,
             "amount": str(r.amount),
             "error": r.last_error[:100],
+            "submitted": _when(r.claimed_at)
+            if r.status == Refund.Status.SUBMITTED
+            else None,
         }
         for r in refunds[:DIGEST_MAX_ITEMS]
     ], refunds.count()
@@ -385,6 +389,12 @@ def _row(kind: str, item: Item) -> dict[str, str]:
             "since": _local(item["since"]),
         }
         url = _admin_url("admin:orders_order_review", item["id"])
+    elif kind == Kind.REFUND_FAILED and item.get("submitted"):
+        detail = _("退款 ¥%(amount)s 于 %(since)s 提交给支付渠道，至今未到账") % {
+            "amount": item["amount"],
+            "since": _local(item["submitted"]),
+        }
+        url = _admin_url("admin:orders_refund_change", item["id"])
     elif kind == Kind.REFUND_FAILED:
         detail = _("退款 ¥%(amount)s 失败：%(error)s") % {
             "amount": item["amount"],

@@ -21,6 +21,7 @@ from orders.models import (
     Order,
     Payment,
     ProblemReport,
+    Refund,
     SandboxTrade,
 )
 from orders.services import order_mark_paid, order_place, order_review_approve
@@ -286,6 +287,29 @@ def test_each_waiting_digest_links_to_its_admin_page(
     assert "TX-DIRECT" in topup.body
     assert "supplier lost it" in topup.body
     assert f"{SITE}/admin/fulfillment/topup/{waiting['topup'].id}/change/" in topup.body
+
+
+def test_a_refund_the_gateway_accepted_but_never_settled_is_in_the_digest_after_a_day(
+    operator, waiting, django_capture_on_commit_callbacks
+):
+    """WeChat answers a refund PROCESSING; one still waiting a day later needs a human."""
+    refund = waiting["refund"]
+    Refund.objects.filter(pk=refund.pk).update(
+        status=Refund.Status.SUBMITTED, claimed_at=at(10) - dt.timedelta(hours=2)
+    )
+    check(at(10), django_capture_on_commit_callbacks)
+    assert not [m for m in alerts_to(operator.email) if "失败的退款" in m.subject]
+
+    Refund.objects.filter(pk=refund.pk).update(
+        claimed_at=at(10, days=1) - dt.timedelta(hours=25)
+    )
+    check(at(10, days=1), django_capture_on_commit_callbacks)
+
+    message = _digest(operator.email, "失败的退款")
+    assert refund.order.number in message.body
+    assert "退款 ¥25.00 于" in message.body
+    assert "提交给支付渠道，至今未到账" in message.body
+    assert f"{SITE}/admin/orders/refund/{refund.id}/change/" in message.body
 
 
 def test_waiting_digests_go_out_once_a_day_from_the_digest_hour(
