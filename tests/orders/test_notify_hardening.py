@@ -21,12 +21,12 @@ from django.utils import timezone
 
 from config.celery import app as celery_app
 from orders.gateways import ParsedNotify, sandbox
+from orders.gateways.sandbox import sandbox_notify_sweep
 from orders.models import Order, Payment, PaymentNotify, SandboxTrade
 from orders.services import (
     order_place,
     payment_notify_handle,
     payment_query_apply,
-    sandbox_notify_sweep,
 )
 from orders.services import payments as payments_module
 from orders.tasks import sandbox_notify_sweep_task
