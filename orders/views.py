@@ -49,9 +49,10 @@ from fulfillment.services import OutOfStockError
 from orders import guest, selectors, services
 from orders.access import (
     login_needed,
+    order_page_context,
     shopper_order_or_404,
 )
-from orders.forms import CheckoutForm
+from orders.forms import CheckoutForm, PayForm
 from orders.gateways import ClientKind, gateway_default, gateway_get
 from orders.guest import guest_key
 from orders.models import Order
@@ -378,12 +379,19 @@ def _redirect_to_payment(
 @login_needed
 @require_POST
 def order_pay(request: HttpRequest, number: str) -> HttpResponse:
-    """ "Pay now" on a pending order: back to the gateway's page for it."""
+    """ "Pay now" on a pending order: to the chosen gateway's page for it."""
     order = shopper_order_or_404(request, number)
     if order.status != Order.Status.PENDING:
         messages.info(request, _("该订单已不是待支付状态"))
         return redirect("orders:order-detail", number=order.number)
-    return _redirect_to_payment(request, order, gateway=request.POST.get("gateway"))
+    # The gateway as checkout takes it (orders/forms.py): one that is unknown or
+    # switched off comes back on the order page with the error at the picker.
+    form = PayForm(request.POST)
+    if not form.is_valid():
+        context = order_page_context(request, order)
+        context["pay_form"] = form
+        return render(request, "orders/order_detail.html", context, status=400)
+    return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
 
 
 # Gateways cannot send our CSRF token; the notify is authenticated by its signature.
