@@ -7,6 +7,8 @@ The top-up and refund admins are read-only whoever asks; there `change_topup`
 means "may retry, fail over or refund a top-up", `change_refund` "may send a
 failed refund again" and `change_order` "may approve or reject an order held
 for risk review" (the admin actions check them; no field is ever editable).
+`confirm_paid` (an order's own permission) "may mark an order paid on a trade
+number the gateway confirms".
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ OPERATOR_PERMISSIONS = {
     "orders": [
         "view_order",
         "change_order",  # approve or reject an order held for review (orders/review_admin.py)
+        # Mark a pending or cancelled order paid on a gateway trade number
+        # (orders/aftersales_admin.py); its own permission, so it can be withheld.
+        "confirm_paid",
         "view_orderline",
         "view_orderevent",
         "view_payment",

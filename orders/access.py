@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts.models import User
 from orders import guest, selectors
+from orders.forms import PayForm
 from orders.models import Order
 
 
@@ -57,6 +58,20 @@ def shopper_actor(request: HttpRequest, order: Order) -> User | None:
     if user.is_authenticated and order.user_id == user.pk:
         return user
     return None
+
+
+def order_page_context(request: HttpRequest, order: Order) -> dict[str, Any]:
+    """The order page's context for this visitor: selectors.order_page_context,
+    "pay now"'s form on a pending order, and `guest_order` for a visitor not
+    logged in (a guest order's buyer, by its link or the lookup): they have no
+    order list, so their way back is the lookup, not "my orders" (a login page).
+    Anyone logged in keeps "my orders": it works for them, and lists the guest
+    orders of their verified emails to claim (orders/guest.py)."""
+    context = selectors.order_page_context(order=order)
+    context["guest_order"] = not request.user.is_authenticated
+    if order.status == Order.Status.PENDING:  # "pay now", with its gateway picker
+        context["pay_form"] = PayForm()
+    return context
 
 
 def login_needed(

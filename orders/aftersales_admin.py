@@ -3,7 +3,9 @@
 Mixed into OrderAdmin (orders/admin.py) like the review queue: the order admin
 stays read-only, and these three actions go through services
 (orders/services/aftersales.py), each with a reason and the operator's name on
-the order's history. They need `orders.change_order`, as review decisions do.
+the order's history. Refund and 补单 need `orders.change_order`, as review
+decisions do; confirm paid (money in on an operator's word) needs its own
+`orders.confirm_paid`, and its form is shown only to those who hold it.
 
 A double click changes nothing twice: the refund form carries a one-time key
 (a second submission finds the first refund), 补单 refuses a delivered line and
@@ -174,6 +176,9 @@ class AfterSalesMixin:
     def has_aftersales_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("orders.change_order")
 
+    def has_confirm_paid_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("orders.confirm_paid")
+
     def get_urls(self) -> list[URLPattern]:
         page = path(
             "<path:object_id>/aftersales/",
@@ -191,6 +196,7 @@ class AfterSalesMixin:
         if order is None:
             raise Http404
         can_act = self.has_aftersales_permission(request)
+        may_confirm = self.has_confirm_paid_permission(request)
         lines = [
             line
             for line in OrderLine.objects.filter(order=order).select_related("topup")
@@ -203,9 +209,9 @@ class AfterSalesMixin:
         confirm_form = ConfirmPaidForm()
         status = 200
         if request.method == "POST":
-            if not can_act:
-                raise PermissionDenied
             action = request.POST.get("action")
+            if not (may_confirm if action == "confirm_paid" else can_act):
+                raise PermissionDenied
             done: HttpResponse | None = None
             if action == "refund":
                 refund_form = RefundForm(request.POST, lines=refundable)
@@ -218,6 +224,7 @@ class AfterSalesMixin:
             if done is not None:
                 return done
             status = 400
+        confirmable = order.status in (Order.Status.PENDING, Order.Status.CANCELLED)
         stuck = [
             line
             for line in lines
@@ -232,13 +239,14 @@ class AfterSalesMixin:
                 "opts": self.opts,
                 "original": order,
                 "can_act": can_act,
+                "may_confirm": may_confirm,
                 "lines": lines,
                 "refund_form": refund_form,
                 "can_refund": order.status in REFUNDABLE_STATES and bool(refundable),
                 "stuck": stuck if order.status in REDELIVERABLE_STATES else [],
                 "confirm_form": confirm_form,
-                "can_confirm": order.status
-                in (Order.Status.PENDING, Order.Status.CANCELLED),
+                "confirmable": confirmable,
+                "can_confirm": may_confirm and confirmable,
                 "reports": ProblemReport.objects.filter(order=order)
                 .select_related("line")
                 .order_by("-id"),

@@ -18,8 +18,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from config.lib.errors import DomainError
-from orders import selectors
-from orders.access import login_needed, shopper_actor, shopper_order_or_404
+from orders.access import (
+    login_needed,
+    order_page_context,
+    shopper_actor,
+    shopper_order_or_404,
+)
 from orders.aftersales_forms import ProblemReportForm
 from orders.models import Order, OrderLine
 from orders.services.problems import ProblemReportError, problem_report_open
@@ -88,7 +92,7 @@ def line_report(request: HttpRequest, number: str, line_id: int) -> HttpResponse
                 request, _("已收到您的问题反馈，客服处理后会在此页和邮件中回复您。")
             )
             return redirect("orders:order-detail", number=order.number)
-    context = selectors.order_page_context(order=order)
+    context = order_page_context(request, order)
     context["report_form"] = form
     context["report_line_id"] = line.id
     return render(request, "orders/order_detail.html", context, status=400)

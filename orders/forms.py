@@ -13,6 +13,33 @@ ERR_PASSWORDS_DIFFER = _("两次输入的查询密码不一致")
 LOOKUP_PASSWORD_MIN = 6
 
 
+def _gateway_field() -> forms.ChoiceField:
+    """The shopper's payment method (`gateway`, SPEC 4.3): checkout and "pay now"."""
+    return forms.ChoiceField(
+        label=_("支付方式"),
+        choices=[],  # the enabled gateways, set per form (_gateway_offer)
+        required=False,
+        widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("请选择可用的支付方式")},
+    )
+
+
+def _gateway_offer(form: forms.Form) -> None:
+    """Offer the gateways enabled now (settings may change between requests)."""
+    gateway = cast(forms.ChoiceField, form.fields["gateway"])
+    gateway.choices = [(g.name, g.label) for g in gateways_all()]
+
+
+def _gateway_clean(chosen: object) -> str:
+    """The chosen gateway, or the first enabled one when none was chosen."""
+    if chosen:
+        return str(chosen)
+    default = gateway_default()
+    if default is None:
+        raise forms.ValidationError(ERR_NO_GATEWAY, code="no_gateway")
+    return default.name
+
+
 class CheckoutForm(forms.Form):
     sku = forms.CharField(max_length=40)
     quantity = forms.IntegerField(
@@ -33,13 +60,7 @@ class CheckoutForm(forms.Form):
         strip=True,
         error_messages={"max_length": _("充值账号最长 64 个字符")},
     )
-    gateway = forms.ChoiceField(
-        label=_("支付方式"),
-        choices=[],  # the enabled gateways, set per form
-        required=False,
-        widget=forms.RadioSelect,
-        error_messages={"invalid_choice": _("请选择可用的支付方式")},
-    )
+    gateway = _gateway_field()
 
     def __init__(
         self,
@@ -56,8 +77,7 @@ class CheckoutForm(forms.Form):
         confirmation page's first GET, asking for another captcha image).
         """
         super().__init__(*args, **kwargs)
-        gateway = cast(forms.ChoiceField, self.fields["gateway"])
-        gateway.choices = [(g.name, g.label) for g in gateways_all()]
+        _gateway_offer(self)
         if captcha:
             self.ask_captcha()
         if guest:
@@ -120,14 +140,25 @@ class CheckoutForm(forms.Form):
             )
 
     def clean_gateway(self) -> str:
-        """The chosen gateway, or the first enabled one when none was chosen."""
-        chosen = self.cleaned_data.get("gateway")
-        if chosen:
-            return str(chosen)
-        default = gateway_default()
-        if default is None:
-            raise forms.ValidationError(ERR_NO_GATEWAY, code="no_gateway")
-        return default.name
+        return _gateway_clean(self.cleaned_data.get("gateway"))
+
+
+class PayForm(forms.Form):
+    """ "Pay now" on a pending order's page: the gateway, chosen as at checkout.
+
+    The same field, choices and checks as CheckoutForm's `gateway` (SPEC 4.3):
+    an unknown or disabled gateway is an error at the field; none chosen is the
+    first enabled one (a page from before the picker still pays).
+    """
+
+    gateway = _gateway_field()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _gateway_offer(self)
+
+    def clean_gateway(self) -> str:
+        return _gateway_clean(self.cleaned_data.get("gateway"))
 
 
 class OrderLookupForm(forms.Form):

@@ -22,6 +22,7 @@ from orders import guest, selectors, services
 from orders.access import (
     LoginNeeded,
     login_needed,
+    order_page_context,
     shopper_actor,
     shopper_order,
     shopper_order_or_404,
@@ -72,7 +73,7 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         guest.access_grant(request.session, number)
         return redirect("orders:order-detail", number=number)
     order = shopper_order_or_404(request, number)
-    context = selectors.order_page_context(order=order)
+    context = order_page_context(request, order)
     context["guest_access_url"] = guest.token_show_take(request.session, order)
     return render(request, "orders/order_detail.html", context)
 
@@ -108,6 +109,6 @@ def code_reveal(request: HttpRequest, number: str, code_id: int) -> HttpResponse
         return redirect("orders:order-detail", number=order.number)
     if wants_json:
         return JsonResponse({"code": plaintext})
-    context = selectors.order_page_context(order=order)
+    context = order_page_context(request, order)
     context["revealed"] = {code_id: plaintext}
     return render(request, "orders/order_detail.html", context)

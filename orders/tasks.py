@@ -8,6 +8,7 @@ import httpx
 from celery import shared_task
 
 from orders import services
+from orders.gateways import sandbox
 from orders.services import operator_alerts
 
 
@@ -50,7 +51,7 @@ def refund_gateway_sweep_task() -> int:
 def sandbox_notify_deliver_task(self, *, trade_id: int, trade_status: str) -> bool:  # type: ignore[no-untyped-def]
     """The sandbox gateway retries its notify until the shop answers `success`."""
     try:
-        delivered = services.sandbox_notify_deliver(
+        delivered = sandbox.sandbox_notify_deliver(
             trade_id=trade_id, trade_status=trade_status
         )
     except httpx.HTTPError as exc:
@@ -62,7 +63,7 @@ def sandbox_notify_deliver_task(self, *, trade_id: int, trade_status: str) -> bo
 
 @shared_task
 def sandbox_notify_sweep_task() -> int:
-    return services.sandbox_notify_sweep()
+    return sandbox.sandbox_notify_sweep()
 
 
 @shared_task

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.urls import path
 
 from orders import aftersales_views, guest_views, order_views, refund_views, views
-from orders.gateways import wechat_page
+from orders.gateways import sandbox_views, wechat_page
 
 app_name = "orders"
 urlpatterns = [
@@ -46,5 +46,5 @@ urlpatterns = [
 # The sandbox's hosted page exists only while the sandbox gateway is enabled.
 if settings.PAYMENT_SANDBOX_ENABLED:
     urlpatterns.append(
-        path("pay/sandbox/<str:token>/", views.sandbox_pay, name="sandbox-pay")
+        path("pay/sandbox/<str:token>/", sandbox_views.sandbox_pay, name="sandbox-pay")
     )

@@ -1,4 +1,4 @@
-"""Checkout, my orders, the order page, code reveal, the sandbox pay page, notifies."""
+"""Checkout, "pay now" on a pending order, and gateway notifies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import re
 import secrets
 from decimal import Decimal
 from functools import partial
-from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
@@ -28,7 +27,6 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -36,9 +34,8 @@ from accounts.models import User
 from catalog import cache as catalog_cache
 from catalog.models import Sku
 from config.lib.clientip import client_ip
-from config.lib.db import row_get
 from config.lib.errors import DomainError
-from config.lib.pages import render_shared, value_slot
+from config.lib.pages import render_shared
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -52,13 +49,13 @@ from fulfillment.services import OutOfStockError
 from orders import guest, selectors, services
 from orders.access import (
     login_needed,
+    order_page_context,
     shopper_order_or_404,
 )
-from orders.forms import CheckoutForm
+from orders.forms import CheckoutForm, PayForm
 from orders.gateways import ClientKind, gateway_default, gateway_get
-from orders.gateways import sandbox as sandbox_gateway
 from orders.guest import guest_key
-from orders.models import Order, SandboxTrade
+from orders.models import Order
 from orders.pricing import QuoteError, bundle_items_for, order_quote
 from orders.selectors import offer_get
 from orders.services.checkout import ERR_SOLD_OUT
@@ -382,64 +379,19 @@ def _redirect_to_payment(
 @login_needed
 @require_POST
 def order_pay(request: HttpRequest, number: str) -> HttpResponse:
-    """ "Pay now" on a pending order: back to the gateway's page for it."""
+    """ "Pay now" on a pending order: to the chosen gateway's page for it."""
     order = shopper_order_or_404(request, number)
     if order.status != Order.Status.PENDING:
         messages.info(request, _("该订单已不是待支付状态"))
         return redirect("orders:order-detail", number=order.number)
-    return _redirect_to_payment(request, order, gateway=request.POST.get("gateway"))
-
-
-@never_cache
-@require_http_methods(["GET", "POST"])
-def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
-    """The sandbox gateway's hosted checkout page (it stands in for Alipay's)."""
-    if not sandbox_gateway.is_enabled():
-        raise Http404
-    trade = row_get(SandboxTrade, token=token)  # plain SQL: once per paid order
-    if trade is None:
-        raise Http404
-    if request.method == "POST" and trade.status == SandboxTrade.Status.WAITING:
-        action = request.POST.get("action")
-        if action not in ("pay", "cancel"):
-            return _sandbox_page(request, trade, status=400)
-        services.sandbox_trade_decide(trade=trade, pay=action == "pay")
-        return HttpResponseRedirect(trade.return_url)
-    return _sandbox_page(request, trade)
-
-
-def _sandbox_page(
-    request: HttpRequest, trade: SandboxTrade, *, status: int = 200
-) -> HttpResponse:
-    """The pay page, rendered once per language, trade state and amount; the
-    trade's own values go into their slots (config/lib/pages.py)."""
-    slots = {
-        "subject": trade.subject,
-        "out_trade_no": trade.out_trade_no,
-        "trade_no": trade.trade_no,
-        "return_url": trade.return_url,
-    }
-
-    def context() -> dict[str, Any]:
-        shown = {name: value_slot(name) for name in slots}
-        return {
-            "trade": SimpleNamespace(
-                total_amount=trade.total_amount,
-                status=trade.status,
-                get_status_display=trade.get_status_display(),
-                **shown,
-            )
-        }
-
-    return render_shared(
-        request,
-        "orders/sandbox_pay.html",
-        context,
-        key=f"sandbox-pay:{get_language()}:{trade.status}:{trade.total_amount}",
-        status=status,
-        slots=slots,
-        per_path=False,
-    )
+    # The gateway as checkout takes it (orders/forms.py): one that is unknown or
+    # switched off comes back on the order page with the error at the picker.
+    form = PayForm(request.POST)
+    if not form.is_valid():
+        context = order_page_context(request, order)
+        context["pay_form"] = form
+        return render(request, "orders/order_detail.html", context, status=400)
+    return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
 
 
 # Gateways cannot send our CSRF token; the notify is authenticated by its signature.

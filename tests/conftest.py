@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.utils import translation
 
 from config.celery import app as celery_app
 from config.roles import staff_groups_sync
@@ -27,6 +28,14 @@ def _celery_eager():
 def _empty_cache():
     """Rate-limit counters live in the cache (Redis): no test inherits another's."""
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """A request in English leaves English active in this thread (LocaleMiddleware
+    never deactivates): no test inherits another's language."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -1,25 +1,36 @@
 """The built-in sandbox gateway (SPEC 4.5): a hosted checkout page and signed notifies.
 
+Everything sandbox lives here and in sandbox_views.py (its hosted page): the
+gateway, the trade the shopper settles on that page, the notify it then owes
+the shop and the sweep that sends it again. Elsewhere only its registration
+(orders/gateways/__init__.py), its URL, its model and the thin Celery tasks
+name it.
+
 Signature: lowercase hex HMAC-SHA256(SANDBOX_PAY_SECRET, the other fields sorted by
 name as k=v joined by &).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
 from collections.abc import Mapping
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.lib.money import format_amount, parse_amount
+from config.lib.tasks import enqueue_or_leave_for_sweep
 from orders.gateways.base import (
     Ack,
     ClientKind,
@@ -33,6 +44,8 @@ from orders.gateways.base import (
 
 if TYPE_CHECKING:
     from orders.models import Order, Payment, SandboxTrade
+
+logger = logging.getLogger(__name__)
 
 NOTIFY_FIELDS = (
     "out_trade_no",
@@ -283,3 +296,120 @@ class SandboxGateway:
         if trade is None or refund_no not in trade.refund_nos:
             return None
         return RefundState(refund_no=refund_no, status="succeeded", amount=None)
+
+
+# The sandbox's own side of a payment: the shopper's click on its hosted page
+# (orders/gateways/sandbox_views.py), the notify that click owes the shop, and
+# the sweep that sends it again until the shop acknowledges it, as a real
+# gateway keeps retrying.
+
+# A trade whose notify has not been acknowledged this long after its last
+# attempt is sent again; after a day the sandbox gives up, as Alipay does.
+RESEND_AFTER = dt.timedelta(minutes=1)
+GIVE_UP_AFTER = dt.timedelta(days=1)
+SWEEP_BATCH = 100
+
+
+def sandbox_trade_decide(*, trade: SandboxTrade, pay: bool) -> bool:
+    """The shopper clicked pay or cancel on the sandbox page: settle the trade, send the notify.
+
+    Claim idiom: waiting → paid/closed happens once; a double click finds it settled
+    and sends nothing. The same UPDATE records the notify the trade now owes
+    (`notify_status`); after commit it goes to Celery through the outbox idiom
+    (config/lib/tasks.py), POSTed over HTTP and retried until our endpoint
+    replies `success`, as a real gateway would. A broker that is down leaves it
+    to `sandbox_notify_sweep` below.
+    Returns True when this call settled it.
+    """
+    from orders.models import SandboxTrade
+    from orders.tasks import sandbox_notify_deliver_task
+
+    new_status = SandboxTrade.Status.PAID if pay else SandboxTrade.Status.CLOSED
+    trade_status = TRADE_SUCCESS if pay else TRADE_CLOSED
+    now = timezone.now()
+    # One statement, no transaction of its own: the task is queued only after
+    # the claim has committed (autocommit), and only by the request that made it.
+    claimed = SandboxTrade.objects.filter(
+        pk=trade.pk, status=SandboxTrade.Status.WAITING
+    ).update(status=new_status, notify_status=trade_status, updated_at=now)
+    if claimed != 1:
+        return False
+    trade.status, trade.notify_status, trade.updated_at = new_status, trade_status, now
+    transaction.on_commit(
+        partial(
+            enqueue_or_leave_for_sweep,
+            sandbox_notify_deliver_task,
+            trade_id=trade.id,
+            trade_status=trade_status,
+        )
+    )
+    return True
+
+
+def sandbox_notify_deliver(*, trade_id: int, trade_status: str) -> bool:
+    """POST the signed notify to the trade's notify URL; True when it answered `success`.
+
+    Each attempt is stamped on the trade (`updated_at`: the sweep leaves a
+    trade alone while its task is still trying); the acknowledgement is
+    recorded (`notified_at`), after which nothing re-sends it.
+    Raises: httpx.HTTPError when the shop cannot be reached.
+    """
+    from config.lib.http import http_post_form
+    from orders.models import SandboxTrade
+
+    trade = SandboxTrade.objects.get(id=trade_id)
+    if trade.notified_at is not None:
+        return True  # acknowledged already (a sweep's copy crossed the task)
+    SandboxTrade.objects.filter(pk=trade.pk).update(updated_at=timezone.now())
+    fields = notify_fields(
+        out_trade_no=trade.out_trade_no,
+        trade_no=trade.trade_no,
+        amount=Decimal(trade.total_amount),
+        status=trade_status,
+    )
+    response = http_post_form(trade.notify_url, fields)
+    if response.status_code != 200 or response.text.strip() != "success":
+        return False
+    SandboxTrade.objects.filter(pk=trade.pk, notified_at__isnull=True).update(
+        notified_at=timezone.now()
+    )
+    return True
+
+
+def sandbox_notify_sweep(*, now: dt.datetime | None = None) -> int:
+    """Queue again the sandbox notifies never acknowledged; returns how many.
+
+    The broker was down when the shopper clicked pay, or the task ran out of
+    retries: the trade keeps what it owes (`notify_status`, `notified_at`).
+    Claim idiom: each due trade's `updated_at` moves to now in a conditional
+    UPDATE, so two sweeps never both send it, and the next try waits
+    RESEND_AFTER again.
+    Idempotent: a notify sent twice is a duplicate for the shop.
+    """
+    from orders.models import SandboxTrade
+    from orders.tasks import sandbox_notify_deliver_task
+
+    now = now or timezone.now()
+    due = list(
+        SandboxTrade.objects.filter(
+            notified_at__isnull=True,
+            updated_at__lte=now - RESEND_AFTER,
+            created_at__gte=now - GIVE_UP_AFTER,
+        )
+        .exclude(notify_status="")
+        .order_by("updated_at")
+        .values_list("id", "notify_status", "updated_at")[:SWEEP_BATCH]
+    )
+    queued = 0
+    for trade_id, trade_status, updated_at in due:
+        claimed = SandboxTrade.objects.filter(
+            pk=trade_id, notified_at__isnull=True, updated_at=updated_at
+        ).update(updated_at=now)
+        if claimed != 1:
+            continue
+        queued += enqueue_or_leave_for_sweep(
+            sandbox_notify_deliver_task, trade_id=trade_id, trade_status=trade_status
+        )
+    if queued:
+        logger.info("sandbox: %d unacknowledged notifies sent again", queued)
+    return queued

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0008_guest_orders'),
+        ('orders', '0009_order_confirm_paid_permission'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

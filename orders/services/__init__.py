@@ -30,15 +30,12 @@ from orders.services.notify_intake import (
 from orders.services.notify_sweep import (
     payment_lost_notify_check,
     payment_lost_notify_sweep,
-    sandbox_notify_sweep,
 )
 from orders.services.payments import (
     NotifyResult,
     payment_notify_handle,
     payment_query_apply,
     payment_start,
-    sandbox_notify_deliver,
-    sandbox_trade_decide,
 )
 from orders.services.refund_results import (
     refund_gateway_sweep,
@@ -93,7 +90,4 @@ __all__ = [
     "refund_result_apply",
     "refund_retry",
     "refund_submit",
-    "sandbox_notify_deliver",
-    "sandbox_notify_sweep",
-    "sandbox_trade_decide",
 ]

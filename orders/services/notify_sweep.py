@@ -1,16 +1,12 @@
-"""Sweeps for notifies that never arrived.
+"""The lost-notify sweep: payments whose gateway notify never arrived.
 
-Two ways a payment can be made and its order stay unpaid:
-
-- The sandbox gateway's own notify was never delivered: the broker was down
-  when the shopper clicked pay, or the task ran out of retries. The sandbox
-  keeps what it owes on the trade (`notify_status`, `notified_at`), so
-  `sandbox_notify_sweep` sends it again, as a real gateway keeps retrying.
-- A real gateway's notify was lost (its retries ended while we were down, a
-  proxy ate it). Before an order expires, and again right before the expiry
-  sweep cancels it, `payment_lost_notify_check` asks the gateways about the
-  order's trade and honours a paid one through the notify's own path
-  (`payment_query_apply`).
+A real gateway's notify can be lost (its retries ended while we were down, a
+proxy ate it). Before an order expires, and again right before the expiry
+sweep cancels it, `payment_lost_notify_check` asks the gateways about the
+order's trade and honours a paid one through the notify's own path
+(`payment_query_apply`). (A gateway's own re-sending of a notify is the
+gateway's business: the built-in one keeps its own outbox and sweep in its
+module, orders/gateways/.)
 
 Gateway queries are network calls: made outside any transaction, one order at
 a time.
@@ -25,17 +21,12 @@ import httpx
 from django.utils import timezone
 
 from config.lib.errors import DomainError
-from config.lib.tasks import enqueue_or_leave_for_sweep
 from orders.gateways import gateways_all
-from orders.models import Order, PaymentNotify, SandboxTrade
+from orders.models import Order, PaymentNotify
 from orders.services.payments import payment_query_apply
 
 logger = logging.getLogger(__name__)
 
-# A trade whose notify has not been acknowledged this long after its last
-# attempt is sent again; after a day the sandbox gives up, as Alipay does.
-RESEND_AFTER = dt.timedelta(minutes=1)
-GIVE_UP_AFTER = dt.timedelta(days=1)
 SWEEP_BATCH = 100
 # Pending orders this close to their deadline (or this far past it, not yet
 # cancelled) have their trades looked up; the sweep runs every minute.
@@ -47,42 +38,6 @@ _PAID_OUTCOMES = (
     PaymentNotify.Outcome.REFUNDED,
     PaymentNotify.Outcome.DUPLICATE,
 )
-
-
-def sandbox_notify_sweep(*, now: dt.datetime | None = None) -> int:
-    """Queue again the sandbox notifies never acknowledged; returns how many.
-
-    Claim idiom: each due trade's `updated_at` moves to now in a conditional
-    UPDATE, so two sweeps never both send it, and the next try waits
-    RESEND_AFTER again.
-    Idempotent: a notify sent twice is a duplicate for the shop.
-    """
-    from orders.tasks import sandbox_notify_deliver_task
-
-    now = now or timezone.now()
-    due = list(
-        SandboxTrade.objects.filter(
-            notified_at__isnull=True,
-            updated_at__lte=now - RESEND_AFTER,
-            created_at__gte=now - GIVE_UP_AFTER,
-        )
-        .exclude(notify_status="")
-        .order_by("updated_at")
-        .values_list("id", "notify_status", "updated_at")[:SWEEP_BATCH]
-    )
-    queued = 0
-    for trade_id, trade_status, updated_at in due:
-        claimed = SandboxTrade.objects.filter(
-            pk=trade_id, notified_at__isnull=True, updated_at=updated_at
-        ).update(updated_at=now)
-        if claimed != 1:
-            continue
-        queued += enqueue_or_leave_for_sweep(
-            sandbox_notify_deliver_task, trade_id=trade_id, trade_status=trade_status
-        )
-    if queued:
-        logger.info("sandbox: %d unacknowledged notifies sent again", queued)
-    return queued
 
 
 def payment_lost_notify_check(*, out_trade_no: str) -> bool:

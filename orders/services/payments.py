@@ -11,8 +11,6 @@ import datetime as dt
 import hashlib
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
-from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
@@ -25,7 +23,6 @@ from config.lib.db import (
     writes_run,
 )
 from config.lib.errors import DomainError
-from config.lib.tasks import enqueue_or_leave_for_sweep
 from fulfillment.services import OutOfStockError
 from orders.gateways import (
     ClientKind,
@@ -34,7 +31,6 @@ from orders.gateways import (
     gateway_default,
     gateway_get,
 )
-from orders.gateways import sandbox as sandbox_gateway
 from orders.locks import order_lock_for_update
 from orders.models import (
     Order,
@@ -42,7 +38,6 @@ from orders.models import (
     OrderLine,
     Payment,
     PaymentNotify,
-    SandboxTrade,
 )
 from orders.services import notify_intake
 from orders.services.checkout import lines_reserve, order_cancel
@@ -386,70 +381,4 @@ def _order_reopen(*, order: Order, now: dt.datetime) -> bool:
     except OutOfStockError:
         return False
     OrderEvent.objects.create(order=order, kind=OrderEvent.Kind.REOPENED)
-    return True
-
-
-def sandbox_trade_decide(*, trade: SandboxTrade, pay: bool) -> bool:
-    """The shopper clicked pay or cancel on the sandbox page: settle the trade, send the notify.
-
-    Claim idiom: waiting → paid/closed happens once; a double click finds it settled
-    and sends nothing. The same UPDATE records the notify the trade now owes
-    (`notify_status`); after commit it goes to Celery through the outbox idiom
-    (config/lib/tasks.py), POSTed over HTTP and retried until our endpoint
-    replies `success`, as a real gateway would. A broker that is down leaves it
-    to `sandbox_notify_sweep` (orders/services/notify_sweep.py).
-    Returns True when this call settled it.
-    """
-    from orders.tasks import sandbox_notify_deliver_task
-
-    new_status = SandboxTrade.Status.PAID if pay else SandboxTrade.Status.CLOSED
-    trade_status = (
-        sandbox_gateway.TRADE_SUCCESS if pay else sandbox_gateway.TRADE_CLOSED
-    )
-    now = timezone.now()
-    # One statement, no transaction of its own: the task is queued only after
-    # the claim has committed (autocommit), and only by the request that made it.
-    claimed = SandboxTrade.objects.filter(
-        pk=trade.pk, status=SandboxTrade.Status.WAITING
-    ).update(status=new_status, notify_status=trade_status, updated_at=now)
-    if claimed != 1:
-        return False
-    trade.status, trade.notify_status, trade.updated_at = new_status, trade_status, now
-    transaction.on_commit(
-        partial(
-            enqueue_or_leave_for_sweep,
-            sandbox_notify_deliver_task,
-            trade_id=trade.id,
-            trade_status=trade_status,
-        )
-    )
-    return True
-
-
-def sandbox_notify_deliver(*, trade_id: int, trade_status: str) -> bool:
-    """POST the signed notify to the trade's notify URL; True when it answered `success`.
-
-    Each attempt is stamped on the trade (`updated_at`: the sweep leaves a
-    trade alone while its task is still trying); the acknowledgement is
-    recorded (`notified_at`), after which nothing re-sends it.
-    Raises: httpx.HTTPError when the shop cannot be reached.
-    """
-    from config.lib.http import http_post_form
-
-    trade = SandboxTrade.objects.get(id=trade_id)
-    if trade.notified_at is not None:
-        return True  # acknowledged already (a sweep's copy crossed the task)
-    SandboxTrade.objects.filter(pk=trade.pk).update(updated_at=timezone.now())
-    fields = sandbox_gateway.notify_fields(
-        out_trade_no=trade.out_trade_no,
-        trade_no=trade.trade_no,
-        amount=Decimal(trade.total_amount),
-        status=trade_status,
-    )
-    response = http_post_form(trade.notify_url, fields)
-    if response.status_code != 200 or response.text.strip() != "success":
-        return False
-    SandboxTrade.objects.filter(pk=trade.pk, notified_at__isnull=True).update(
-        notified_at=timezone.now()
-    )
     return True

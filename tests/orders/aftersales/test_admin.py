@@ -188,3 +188,75 @@ def test_staff_without_the_permission_cannot_act(client, paid_order):
 
     assert response.status_code == 403
     assert not Refund.objects.exists()
+
+
+def _staff_with(client, *codenames):
+    user = UserFactory(username="-".join(codenames), is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="orders", codename__in=codenames
+        )
+    )
+    client.force_login(user)
+    return user
+
+
+CONFIRM_T7 = {
+    "action": "confirm_paid",
+    "gateway": "sandbox",
+    "trade_no": "T7",
+    "reason": "支付截图已核对",
+}
+
+
+def test_staff_with_change_order_but_not_confirm_paid_cannot_confirm_paid(
+    client, alice, sku
+):
+    _staff_with(client, "view_order", "change_order")
+    order = order_place(user=alice, sku_code=sku.code, quantity=1)
+    sandbox_trade_paid(order, trade_no="T7")
+
+    body = client.get(page(order)).content.decode()
+    response = client.post(page(order), CONFIRM_T7)
+
+    assert 'id="aftersales-confirm-paid"' not in body
+    assert "确认到账需要“确认订单已支付”权限" in body
+    assert response.status_code == 403
+    order.refresh_from_db()
+    assert order.status == Order.Status.PENDING
+    assert not OrderEvent.objects.filter(kind="paid_confirmed").exists()
+
+
+def test_confirm_paid_permission_alone_confirms_but_does_not_refund(
+    client, alice, sku, paid_order, django_capture_on_commit_callbacks
+):
+    clerk = _staff_with(client, "view_order", "confirm_paid")
+    order = order_place(user=alice, sku_code=sku.code, quantity=1)
+    sandbox_trade_paid(order, trade_no="T7")
+
+    assert 'id="aftersales-confirm-paid"' in client.get(page(order)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        confirmed = client.post(page(order), CONFIRM_T7)
+    refused = client.post(
+        page(paid_order),
+        {
+            "action": "refund",
+            "scope": "whole",
+            "codes": "void",
+            "reason": "x",
+            "request_key": "k",
+        },
+    )
+
+    assert confirmed.status_code == 302
+    order.refresh_from_db()
+    assert order.status == Order.Status.DELIVERED
+    assert OrderEvent.objects.get(kind="paid_confirmed").actor == clerk
+    assert refused.status_code == 403
+    assert not Refund.objects.exists()
+
+
+def test_operators_and_superusers_hold_confirm_paid(operator, admin_user):
+    assert operator.has_perm("orders.confirm_paid")
+    assert admin_user.has_perm("orders.confirm_paid")
+    assert not UserFactory(is_staff=True).has_perm("orders.confirm_paid")
