@@ -80,7 +80,7 @@ def catalog_version_pinned(version: str | None) -> Iterator[None]:
     """Within the block, `catalog_version()` answers `version` (None: as usual).
 
     For a request that read the version together with other keys in one round
-    trip (the sold-out answer, orders/soldout.py): the version it read a moment
+    trip (the sold-out answer, orders/views.py checkout): the version it read a moment
     ago is as current as a second read would be, and costs no second trip.
     """
     token = _pinned.set(version)
