@@ -38,6 +38,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=500, help="requests per page")
     p.add_argument("--top", type=int, default=25, help="profile rows to print")
     p.add_argument("--redis-url", default=REDIS_URL)
+    p.add_argument(
+        "--db-name", default=DB_NAME, help="database to recreate (dropped first)"
+    )
     p.add_argument("--skip-cprofile", action="store_true")
     p.add_argument("--sort", default="cumulative", help="cProfile order: tottime, ...")
     return p.parse_args()
@@ -108,7 +111,7 @@ def seed() -> dict[str, Any]:
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {benchlib.machine_info()}")
     benchlib.fresh_django(
-        db_name=DB_NAME, redis_url=args.redis_url or None, collectstatic=True
+        db_name=args.db_name, redis_url=args.redis_url or None, collectstatic=True
     )
     from urllib.parse import urlencode
 
@@ -186,7 +189,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"\n{name}: {statements} statements")
         for q in ctx.captured_queries:
             print("   " + q["sql"][:160])
-        backends = {"postgres": lambda: benchlib.pg_backends(DB_NAME)}
+        backends = {"postgres": lambda: benchlib.pg_backends(args.db_name)}
         walls = []
         cpu0 = time.process_time()
         with benchlib.CpuAccount(backends) as account:
@@ -219,8 +222,13 @@ def main(args: argparse.Namespace) -> None:
             fn()
         profiler.disable()
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.top)
-        print(f"\ncProfile of {name}, {args.requests} requests, by {args.sort} CPU:")
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats(args.sort).print_stats(args.top)
+        calls = stats.total_calls / args.requests  # type: ignore[attr-defined]
+        print(
+            f"\ncProfile of {name}, {args.requests} requests, by {args.sort} CPU"
+            f" ({calls:,.0f} Python function calls per request):"
+        )
         print("\n".join(x for x in out.getvalue().splitlines() if x.strip()))
 
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,12 +50,20 @@ def _local() -> Any:
     return caches["local"]
 
 
+# A version the caller already read, for the rest of its request (see below).
+_pinned: ContextVar[str | None] = ContextVar("catalog_version_pinned", default=None)
+
+
 def catalog_version() -> str:
     """The current catalog version token (created if the cache has none).
 
     With the shared cache down, a fresh token per call: every read goes to the
-    database, which is slower but never stale.
+    database, which is slower but never stale. Inside `catalog_version_pinned`
+    the version given there, without asking the cache.
     """
+    pinned = _pinned.get()
+    if pinned is not None:
+        return pinned
     try:
         version = cache.get(VERSION_KEY)
         if version is None:
@@ -62,6 +73,21 @@ def catalog_version() -> str:
         logger.warning("catalog version unavailable: cache unreachable")
         return "nocache-" + secrets.token_hex(8)
     return str(version or "nocache-" + secrets.token_hex(8))
+
+
+@contextmanager
+def catalog_version_pinned(version: str | None) -> Iterator[None]:
+    """Within the block, `catalog_version()` answers `version` (None: as usual).
+
+    For a request that read the version together with other keys in one round
+    trip (the sold-out answer, orders/views.py checkout): the version it read a moment
+    ago is as current as a second read would be, and costs no second trip.
+    """
+    token = _pinned.set(version)
+    try:
+        yield
+    finally:
+        _pinned.reset(token)
 
 
 def catalog_changed() -> None:

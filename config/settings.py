@@ -68,11 +68,13 @@ MIDDLEWARE = [
     # NUL bytes: cookies dropped before the session reads them; 404/400 (config/lib/nul.py)
     "config.lib.nul.NulByteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    # Django's, without a language-prefix match per path (config/lib/locale.py)
+    "config.lib.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # Django's, the storage built on first use (config/lib/messages.py)
+    "config.lib.messages.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # request.device_id from a signed cookie (no database, no cache)

@@ -36,6 +36,7 @@ from catalog.models import Sku
 from config.lib.clientip import client_ip
 from config.lib.errors import DomainError
 from config.lib.pages import render_shared
+from config.lib.sessions import get_many_with_session
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -79,18 +80,32 @@ def checkout(request: HttpRequest) -> HttpResponse:
     the same for everyone (fulfillment/soldout.py). The CSRF check has run.
     """
     if request.method == "POST":
-        # The session (a cache read) only to find this click's own order; a
-        # guest's by the email typed (orders/services/checkout.py guest_key).
-        user_id = request.session.get(SESSION_KEY)
-        email = request.POST.get("email", "")
-        sku = services.checkout_known_sold_out(
-            sku_code=request.POST.get("sku", ""),
-            user_id=user_id or (guest_key(email) if email.strip() else None),
-            client_token=request.POST.get("token", ""),
-        )
-        if sku is not None:
-            return _sold_out(request, sku)
+        # The catalog version and the session in one cache round trip; the
+        # answer and its page then use that version (no second read).
+        with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
+            # The session only to find this click's own order; a guest's by
+            # the email typed (orders/services/checkout.py guest_key).
+            user_id = request.session.get(SESSION_KEY)
+            email = request.POST.get("email", "")
+            sku = services.checkout_known_sold_out(
+                sku_code=request.POST.get("sku", ""),
+                user_id=user_id or (guest_key(email) if email.strip() else None),
+                client_token=request.POST.get("token", ""),
+            )
+            if sku is not None:
+                return _sold_out(request, sku)
     return _checkout(request)
+
+
+def _catalog_version_read(request: HttpRequest) -> str | None:
+    """The catalog version, read with the session's cached copy (config/lib/sessions.py);
+    None when the cache has none or cannot answer (the usual reads then follow)."""
+    try:
+        found = get_many_with_session(request, [catalog_cache.VERSION_KEY])
+    except Exception:
+        return None  # they meet the outage again, and log it
+    version = found.get(catalog_cache.VERSION_KEY)
+    return str(version) if version else None
 
 
 def _checkout(request: HttpRequest) -> HttpResponse:
@@ -213,13 +228,19 @@ def _sold_out(request: HttpRequest, sku: Sku) -> HttpResponse:
             "hide_account": True,
         }
 
-    return render_shared(
+    response = render_shared(
         request,
         "orders/sold_out.html",
         context,
         key=f"sold-out:{catalog_cache.catalog_version()}:{get_language()}:{sku.code}",
         status=409,
+        # This POST just passed the CSRF check with the cookie: not sent again.
+        renew_csrf_cookie=False,
     )
+    # No request-log line per sold-out answer: the log's filter would drop it
+    # (config/lib/logs.py); marked as logged, Django does not build the record.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 ERR_LOGIN_FIRST = gettext_lazy("为保障交易安全，这笔订单需要先登录账号再购买。")

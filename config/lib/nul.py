@@ -81,7 +81,8 @@ class NulByteMiddleware:
             raise Http404
         if getattr(view_func, "csrf_exempt", False):
             return _machine_request(request)
-        bad = _has_nul(request.GET)
+        # No query string, nothing to parse (most POSTs).
+        bad = bool(request.META.get("QUERY_STRING")) and _has_nul(request.GET)
         if not bad and request.method == "POST" and _is_form(request):
             # CsrfViewMiddleware reads request.POST for this view anyway.
             bad = _has_nul(request.POST)

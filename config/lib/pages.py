@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, get_token
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import conditional_escape
@@ -39,6 +39,7 @@ def render_shared(
     status: int = 200,
     slots: Mapping[str, str] | None = None,
     per_path: bool = True,
+    renew_csrf_cookie: bool = True,
 ) -> HttpResponse:
     """The page under `key` for this path, rendered on a miss from `context()`.
 
@@ -46,6 +47,7 @@ def render_shared(
     puts `value_slot(name)` where each goes; each response gets the values,
     HTML-escaped, in their place. With slots the page need not be cached per
     path (`per_path=False`) when the path only names what the slots show.
+    `renew_csrf_cookie=False`: see `csrf_token`.
     """
     local = caches["local"]
     path = request.get_full_path() if per_path else ""
@@ -64,7 +66,7 @@ def render_shared(
             request,
         )
         local.set(full_key, html, PAGE_SECONDS)
-    html = html.replace(_TOKEN_SLOT, get_token(request))
+    html = html.replace(_TOKEN_SLOT, csrf_token(request, renew=renew_csrf_cookie))
     # Values last, so nothing in them is replaced again (and the value slots
     # carry a per-process secret no value can know).
     for name, value in (slots or {}).items():
@@ -76,3 +78,40 @@ def value_slot(name: str) -> str:
     """Where `render_shared` puts the slot `name`'s value (plain ASCII: escaping
     leaves it as it is)."""
     return f"kaquan-slot-{_SLOT_SECRET}-{name}"
+
+
+_CHARS = CSRF_ALLOWED_CHARS
+_INDEX = {c: i for i, c in enumerate(_CHARS)}
+# Random bytes below this map evenly onto the 62 characters; the rest are dropped.
+_EVEN = 256 - 256 % len(_CHARS)
+
+
+def csrf_token(request: HttpRequest, *, renew: bool = True) -> str:
+    """Django's `get_token`, its mask drawn from one `os.urandom` call (usually).
+
+    The same token (a fresh random mask over the visitor's secret, which
+    CsrfViewMiddleware accepts); Django draws the mask one `secrets.choice` at
+    a time, which was a tenth of a cached page's CPU. A visitor with no secret
+    yet goes through Django's own `get_token` (which sets the new cookie).
+
+    `renew`: as `get_token`, send the unchanged cookie again to restart its
+    year. `renew=False` leaves it as the browser sent it: for an answer to a
+    POST that just passed the CSRF check with it (the sold-out answer). A new,
+    rotated or old-format secret is still sent: CsrfViewMiddleware marks those
+    itself.
+    """
+    secret = request.META.get("CSRF_COOKIE")
+    if secret is None or len(secret) != CSRF_SECRET_LENGTH:
+        return get_token(request)
+    if renew:
+        request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
+    mask: list[int] = []
+    while len(mask) < CSRF_SECRET_LENGTH:
+        mask += [b % len(_CHARS) for b in secrets.token_bytes(40) if b < _EVEN]
+    del mask[CSRF_SECRET_LENGTH:]
+    return "".join([_CHARS[m] for m in mask]) + "".join(
+        [
+            _CHARS[(_INDEX[c] + m) % len(_CHARS)]
+            for c, m in zip(secret, mask, strict=True)
+        ]
+    )

@@ -24,10 +24,38 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbStore
 from django.contrib.sessions.backends.db import SessionStore as DbStore
+from django.core.cache import cache
+from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
+
+
+def get_many_with_session(request: HttpRequest, keys: list[str]) -> dict[str, Any]:
+    """`cache.get_many(keys)`, the request's session copy read in the same round trip.
+
+    For a request that needs both (the sold-out answer reads the catalog
+    version): the session then uses the copy it was given, exactly as if it had
+    read it itself, and asks the cache nothing more. A session already loaded,
+    without a key, or kept elsewhere is left alone (it loads as usual). Raises
+    what the cache raises; nothing is primed then.
+    """
+    session: Any = getattr(request, "session", None)
+    own = (
+        isinstance(session, SessionStore)
+        and settings.SESSION_CACHE_ALIAS == "default"
+        and session.session_key
+        and not hasattr(session, "_session_cache")
+    )
+    session_key = session.cache_key if own else None
+    found = cache.get_many([*keys, session_key] if session_key else keys)
+    if session_key:
+        data = found.pop(session_key, None)
+        if data is not None:  # else load() reads the table, as on any cache miss
+            session._session_cache = data
+    return found
 
 
 class SessionStore(CachedDbStore):
