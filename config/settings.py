@@ -203,6 +203,8 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 # A broker that is down must not hang a request: fail fast, the outbox retries.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 if REDIS_URL:
+    # kombu's Redis transport, less a new redis-py client per message (config/lib/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.lib.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
