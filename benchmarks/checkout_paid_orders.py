@@ -191,7 +191,7 @@ def seed(
         [
             {
                 SESSION_KEY: str(user.pk),
-                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                BACKEND_SESSION_KEY: "accounts.backends.ModelBackend",
                 HASH_SESSION_KEY: user.get_session_auth_hash(),
             }
             for user in users

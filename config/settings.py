@@ -236,9 +236,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 
 # --- Auth and accounts (django-allauth) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Django's and allauth's, the signed-in user's row read in plain SQL (accounts/backends.py).
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.ModelBackend",
+    "accounts.backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {
