@@ -40,4 +40,3 @@ class ModelBackend(DjangoModelBackend):
 class AuthenticationBackend(AllauthBackend):
     def get_user(self, user_id: Any) -> Any:
         return _user(self, user_id)
-
