@@ -37,6 +37,6 @@ class ModelBackend(DjangoModelBackend):
         return _user(self, user_id)
 
 
-class AuthenticationBackend(AllauthBackend):
+class AuthenticationBackend(AllauthBackend):  # type: ignore[misc]  # allauth: Any to mypy
     def get_user(self, user_id: Any) -> Any:
         return _user(self, user_id)

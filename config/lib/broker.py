@@ -22,7 +22,7 @@ from typing import Any
 from kombu.transport import redis as kombu_redis
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
+class Channel(kombu_redis.Channel):  # kombu is untyped
     _kept_client: Any = None
 
     @contextmanager
@@ -33,13 +33,13 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]  # kombu is untyped
         pool = self.pool
         kept = self._kept_client
         if kept is None or kept.connection_pool is not pool:
-            kept = self._kept_client = self._create_client()
+            kept = self._kept_client = self._create_client()  # type: ignore[no-untyped-call]
         yield kept
 
     def _disconnect_pools(self) -> None:
         self._kept_client = None
-        super()._disconnect_pools()
+        super()._disconnect_pools()  # type: ignore[no-untyped-call]
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     Channel = Channel
