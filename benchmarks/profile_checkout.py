@@ -96,7 +96,7 @@ def setup(args: argparse.Namespace) -> tuple[str, str]:
     # The configured engine (cached_db: the session is in the cache and the table).
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "accounts.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     assert store.session_key is not None  # noqa: S101
