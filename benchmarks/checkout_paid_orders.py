@@ -140,6 +140,7 @@ def seed(
     *, codes: int, raw_codes: int, rush_codes: int, shoppers: int, rush_shoppers: int
 ) -> dict[str, Any]:
     """Catalog, codes (through card_codes_import), shoppers with live sessions."""
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -191,7 +192,7 @@ def seed(
         [
             {
                 SESSION_KEY: str(user.pk),
-                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                BACKEND_SESSION_KEY: settings.AUTHENTICATION_BACKENDS[0],
                 HASH_SESSION_KEY: user.get_session_auth_hash(),
             }
             for user in users

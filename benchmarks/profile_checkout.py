@@ -51,6 +51,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--orders", type=int, default=200, help="orders to time and profile")
     p.add_argument("--codes", type=int, default=30000, help="codes in the pool")
     p.add_argument("--redis-url", default=REDIS_URL, help="empty: tasks run in-process")
+    p.add_argument(
+        "--db-name",
+        default=DB_NAME,
+        help="the database to recreate (a name starting kaquan_bench)",
+    )
     p.add_argument("--top", type=int, default=35, help="profile rows to print")
     p.add_argument(
         "--skip-cprofile", action="store_true", help="time only (e.g. under py-spy)"
@@ -91,7 +96,7 @@ def setup(args: argparse.Namespace) -> tuple[str, str]:
     # The configured engine (cached_db: the session is in the cache and the table).
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     assert store.session_key is not None  # noqa: S101
@@ -229,7 +234,7 @@ def one_order(
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {benchlib.machine_info()}")
     env = benchlib.fresh_django(
-        db_name=DB_NAME, redis_url=args.redis_url or None, collectstatic=True
+        db_name=args.db_name, redis_url=args.redis_url or None, collectstatic=True
     )
 
     from django.test import Client
@@ -262,7 +267,7 @@ def main(args: argparse.Namespace) -> None:
     # 2. wall time per step, and where the CPU went
     timings: dict[str, list[float]] = {"checkout": [], "pay_page": [], "notify": []}
     cpu: dict[str, list[float]] = {"checkout": [], "pay_page": [], "notify": []}
-    backends = {"postgres": lambda: benchlib.pg_backends(DB_NAME)}
+    backends = {"postgres": lambda: benchlib.pg_backends(args.db_name)}
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     with benchlib.CpuAccount(backends) as account:

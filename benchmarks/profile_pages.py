@@ -48,6 +48,7 @@ def parse_args() -> argparse.Namespace:
 
 def seed() -> dict[str, Any]:
     """Four platforms of four products; the measured product has four SKUs."""
+    from django.conf import settings
     from django.contrib.auth import (
         BACKEND_SESSION_KEY,
         HASH_SESSION_KEY,
@@ -96,7 +97,7 @@ def seed() -> dict[str, Any]:
     )
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     assert product is not None  # noqa: S101

@@ -205,6 +205,8 @@ CELERY_TIMEZONE = "Asia/Shanghai"
 # A broker that is down must not hang a request: fail fast, the outbox retries.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 if REDIS_URL:
+    # kombu's Redis transport, less a new redis-py client per message (config/lib/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.lib.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "socket_connect_timeout": 2,
         "socket_timeout": 5,
@@ -236,9 +238,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 
 # --- Auth and accounts (django-allauth) --------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Django's and allauth's, the signed-in user's row read in plain SQL (accounts/backends.py).
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "accounts.backends.ModelBackend",
+    "accounts.backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {

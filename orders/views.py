@@ -140,9 +140,11 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     except SubstoreError as exc:
         form.add_error(None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400)
+    # The SKU read once for the engine and the order (one catalog-version read).
+    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
     assessment = risk_checkout.checkout_assess(
         request,
-        sku_code=sku_code,
+        sku=sku,
         quantity=form.cleaned_data["quantity"],
         recharge_account=form.cleaned_data["recharge_account"],
         captcha_solved="captcha" in form.cleaned_data,
@@ -186,10 +188,13 @@ def _checkout(request: HttpRequest) -> HttpResponse:
                 ip_address=_client_ip(request),
                 device_id=request_device_id(request),
                 unit_price=unit_price,
+                sku=sku,
+                # checkout() has just read the sold-out flag (a POST comes here
+                # only when it did not answer "sold out").
+                sold_out_checked=True,
             ),
         )
     except OutOfStockError as exc:
-        sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
         if exc.available == 0 and sku is not None:
             return _sold_out(request, sku)
         form.add_error(None, exc.message)  # fewer left than asked: change the quantity

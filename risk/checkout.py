@@ -4,9 +4,9 @@ The checkout view asks here after its form is valid and before `order_place`:
 
 1. `checkout_assess` builds the Signals from the request (IP through
    config/lib/clientip.py, the device cookie, the user agent, the account) and
-   the SKU from the catalog cache, then asks `risk.services.risk_assess`. It
-   reads no table: the SKU is the one `order_place` reads next (cached), and the
-   amount is the quote's total, price × quantity.
+   the SKU the view read from the catalog cache, then asks
+   `risk.services.risk_assess`. It reads no table: the SKU is the copy the view
+   hands to `order_place` too, and the amount is the quote's total, price × quantity.
 2. `block`, `captcha` and `login` (a guest asked to log in) stop the checkout there (the view renders the page
    again; `checkout_halt` drops the engine's provisional counts, since no
    order was made). `allow` and `review` go on through `checkout_place`, which
@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from captcha.helpers import captcha_image_url
@@ -36,7 +37,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from catalog import cache as catalog_cache
 from catalog.models import Sku
 from config.lib.clientip import client_ip
 from config.lib.money import quantize
@@ -98,7 +98,7 @@ def checkout_signals(
 def checkout_assess(
     request: HttpRequest,
     *,
-    sku_code: str,
+    sku: Sku | None,
     quantity: int,
     recharge_account: str = "",
     captcha_solved: bool = False,
@@ -108,13 +108,15 @@ def checkout_assess(
     """The engine's decision for this checkout (recorded), or None when the SKU is
     not on sale (order_place then says so; nothing to assess).
 
+    `sku`: the SKU as the view read it on sale (`catalog.cache.sku_on_sale`, the
+    same copy it hands to `order_place`), None when it is not.
+
     `captcha_solved`: the shopper answered the captcha right in this request; the
     device is then let through for RISK_CAPTCHA_PASS_MINUTES.
     """
-    now = now or timezone.now()
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=now)
     if sku is None:
         return None
+    now = now or timezone.now()
     device = request_device_id(request)
     if captcha_solved:
         captcha_pass_remember(device)
@@ -126,9 +128,11 @@ def checkout_assess(
         now=now,
         guest_email=guest_email,
     )
-    return risk_assess(
-        signals, captcha_passed=captcha_solved or captcha_pass_has(device)
+    # The device's pass is read only when a captcha rule is active.
+    passed: bool | Callable[[], bool] = captcha_solved or partial(
+        captcha_pass_has, device
     )
+    return risk_assess(signals, captcha_passed=passed)
 
 
 def checkout_halt(assessment: Assessment) -> bool:

@@ -25,12 +25,32 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbStore
 from django.contrib.sessions.backends.db import SessionStore as DbStore
 from django.core.cache import cache
 from django.http import HttpRequest
 
 logger = logging.getLogger(__name__)
+
+# The backend paths sessions may hold from before accounts/backends.py, and what
+# they now are (the same classes but for reading the user's row).
+RENAMED = {
+    "django.contrib.auth.backends.ModelBackend": "accounts.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend": (
+        "accounts.backends.AuthenticationBackend"
+    ),
+}
+
+
+def _backend_renamed(data: dict[str, Any]) -> dict[str, Any]:
+    """A session signed in before accounts/backends.py names Django's or allauth's
+    backend, which is no longer in AUTHENTICATION_BACKENDS: read it as ours (the
+    same authentication, the user row read in plain SQL), so a deploy signs no one out."""
+    renamed = RENAMED.get(data.get(BACKEND_SESSION_KEY, ""))
+    if renamed is not None:
+        data[BACKEND_SESSION_KEY] = renamed
+    return data
 
 
 def get_many_with_session(request: HttpRequest, keys: list[str]) -> dict[str, Any]:
@@ -54,7 +74,7 @@ def get_many_with_session(request: HttpRequest, keys: list[str]) -> dict[str, An
     if session_key:
         data = found.pop(session_key, None)
         if data is not None:  # else load() reads the table, as on any cache miss
-            session._session_cache = data
+            session._session_cache = _backend_renamed(data)
     return found
 
 
@@ -66,11 +86,11 @@ class SessionStore(CachedDbStore):
         except Exception:
             data = None
         if data is not None:
-            return data  # type: ignore[no-any-return]
+            return _backend_renamed(data)
         row = base._get_session_from_db()
         if not row:
             return {}
-        data = self.decode(row.session_data)
+        data = _backend_renamed(self.decode(row.session_data))
         try:
             base._cache.set(
                 self.cache_key, data, self.get_expiry_age(expiry=row.expire_date)

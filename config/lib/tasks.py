@@ -18,10 +18,21 @@ logger = logging.getLogger(__name__)
 BROKER_ERRORS = (BrokerError, ConnectionError, OSError)
 
 
+# Longest repr of a task's keyword arguments in its message (Celery's own cap).
+KWARGSREPR_MAX = 1024
+
+
 def enqueue_or_leave_for_sweep(task: Any, **kwargs: Any) -> bool:
-    """`task.delay(**kwargs)`; False (and a warning) when the broker cannot be reached."""
+    """`task.delay(**kwargs)`; False (and a warning) when the broker cannot be reached.
+
+    The message carries `repr(kwargs)` for the worker's log, as Celery would, but
+    without Celery's saferepr walk (~320 Python calls of the ~1,270 a publish costs:
+    docs/PERFORMANCE.md, "Paid path, session 5"): callers pass ids and timestamps.
+    """
     try:
-        task.delay(**kwargs)
+        task.apply_async(
+            kwargs=kwargs, argsrepr="()", kwargsrepr=repr(kwargs)[:KWARGSREPR_MAX]
+        )
     except BROKER_ERRORS:
         logger.warning(
             "broker unavailable; %s %s left for the periodic sweep", task.name, kwargs

@@ -16,9 +16,22 @@ from catalog.models import Sku
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 
+_NUMBER_LENGTH = 18
+_NUMBER_BASE = len(_NUMBER_ALPHABET)
+
+
 def new_order_number() -> str:
-    """`KQ` + 18 random characters (~89 bits): unguessable, safe in URLs."""
-    return "KQ" + "".join(secrets.choice(_NUMBER_ALPHABET) for _ in range(18))
+    """`KQ` + 18 random characters (~89 bits): unguessable, safe in URLs.
+
+    One uniform draw below 31**18, written in base 31: every character uniform
+    and independent, as 18 `secrets.choice` calls (~170 Python calls per checkout).
+    """
+    n = secrets.randbelow(_NUMBER_BASE**_NUMBER_LENGTH)
+    chars = []
+    for _position in range(_NUMBER_LENGTH):
+        n, digit = divmod(n, _NUMBER_BASE)
+        chars.append(_NUMBER_ALPHABET[digit])
+    return "KQ" + "".join(chars)
 
 
 def new_token() -> str:

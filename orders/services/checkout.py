@@ -94,8 +94,16 @@ def order_place(
     unit_price: Decimal | None = None,
     guest_email: str = "",
     guest_password: str = "",
+    sku: Sku | None = None,
+    sold_out_checked: bool = False,
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
+
+    `sku`: the SKU `sku_code` names, as the caller read it on sale in this request
+    (`catalog_cache.sku_on_sale`); read here when not given. `sold_out_checked`:
+    the caller has just looked at the sold-out flag (`checkout_known_sold_out`)
+    and was not answered "sold out": it is not read again (the reservation
+    decides, as it does when the flag goes up in between).
 
     `user` None: a guest order (orders/guest.py), for `guest_email`, opened later
     with `guest_password` (hashed here, before any lock: hashing is slow) or its
@@ -118,7 +126,8 @@ def order_place(
     Idempotent: on client_token.
     """
     now = now or timezone.now()
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=now)
+    if sku is None or sku.code != sku_code:
+        sku = catalog_cache.sku_on_sale(code=sku_code, now=now)
     if sku is None:
         raise SkuUnavailableError(_("该商品当前不在售"))
     email = guest_email_normalize(guest_email) if user is None else ""
@@ -134,7 +143,7 @@ def order_place(
     )
     # A rush's usual answer, from one cache read: no lock, no write (soldout.py).
     # A double click whose first click took the last code still finds its order.
-    if sku.delivery == Sku.Delivery.CARD_CODE:
+    if sku.delivery == Sku.Delivery.CARD_CODE and not sold_out_checked:
         sold_out, placed_id = _sold_out_or_placed(
             sku_id=sku.id, user_id=owner.key, client_token=client_token
         )

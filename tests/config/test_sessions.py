@@ -59,3 +59,68 @@ def test_logout_removes_the_cached_copy_too(alice_client, client):
     assert not Session.objects.exists()
     response = alice_client.get(reverse("orders:order-list"))
     assert response.status_code == 302  # to the login page
+
+
+# --- the authentication backends' paths (accounts/backends.py, session 5) ------
+
+
+def _signed_in_with(backend_path, alice, client):
+    """A session written as a sign-in through `backend_path` would write it."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store[SESSION_KEY] = str(alice.pk)
+    store[BACKEND_SESSION_KEY] = backend_path
+    store[HASH_SESSION_KEY] = alice.get_session_auth_hash()
+    store.create()
+    client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key
+    return client
+
+
+@pytest.mark.parametrize(
+    "old_path",
+    [
+        "django.contrib.auth.backends.ModelBackend",
+        "allauth.account.auth_backends.AuthenticationBackend",
+    ],
+)
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "row-only"])
+def test_a_session_signed_in_before_the_new_backends_stays_signed_in(
+    old_path, cached, alice, client
+):
+    from django.core.cache import cache
+
+    _signed_in_with(old_path, alice, client)
+    if not cached:
+        cache.clear()  # read from the row
+
+    response = client.get(reverse("orders:order-list"))
+
+    assert response.status_code == 200
+    assert "alice@example.com" in response.content.decode()
+
+
+def test_a_changed_password_still_signs_out_other_sessions(alice, client):
+    """The user comes from plain SQL now; the session's auth hash is still checked."""
+    _signed_in_with("accounts.backends.ModelBackend", alice, client)
+    assert client.get(reverse("orders:order-list")).status_code == 200
+    alice.set_password("a new long password 2026")
+    alice.save()
+
+    response = client.get(reverse("orders:order-list"))
+
+    assert response.status_code == 302
+    assert reverse("account_login") in response["Location"]
+
+
+def test_a_deactivated_account_is_signed_out(alice, client):
+    _signed_in_with("accounts.backends.AuthenticationBackend", alice, client)
+    alice.is_active = False
+    alice.save()
+
+    response = client.get(reverse("orders:order-list"))
+
+    assert response.status_code == 302

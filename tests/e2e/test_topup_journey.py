@@ -220,7 +220,7 @@ def test_topup_journey_bad_account_then_live_progress_to_credited(
     page.set_viewport_size(PHONE)
 
     # the broker is down when the payment lands: the top-up waits for the sweep
-    monkeypatch.setattr(topup_advance_task, "delay", _broker_down)
+    monkeypatch.setattr(topup_advance_task, "apply_async", _broker_down)
     account.fill(QQ)
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")

@@ -225,3 +225,54 @@ def test_a_repeated_notify_stays_within_its_query_budget_and_changes_nothing(
     assert Payment.objects.count() == 1
     assert order.events.count() == events
     assert order.notifies.order_by("id").last().outcome == "duplicate"
+
+
+# --- Redis round trips (paid path, session 5) ----------------------------------
+# With the catalog, the session and the rules warm, as in a running shop. The
+# checkout POST: the session, the view's sold-out answer (the catalog version, then
+# the flag and this click's order in one MGET), the catalog version again for the
+# engine and the order, the rules' version (what this click placed is written
+# after commit, which a test never reaches). Before session 5: 8 (the catalog
+# version and the sold-out MGET again in order_place, and the device's captcha
+# pass with no captcha rule active).
+CHECKOUT_POST_MAX_REDIS_ROUND_TRIPS = 5
+
+
+@pytest.fixture
+def redis_round_trips(monkeypatch):
+    """Commands sent to Redis one by one, plus pipelines (one round trip each)."""
+    import redis
+
+    sent: list[str] = []
+    command, pipeline = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def counted_command(self, *args, **options):
+        sent.append(str(args[0]))
+        return command(self, *args, **options)
+
+    def counted_pipeline(self, *args, **kwargs):
+        sent.append("pipeline")
+        return pipeline(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted_command)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted_pipeline)
+    return sent
+
+
+def test_checkout_post_stays_within_its_redis_budget(
+    settings, alice_client, sku, redis_round_trips
+):
+    assert settings.CACHES["default"]["BACKEND"] == "config.lib.cache.RedisCache"
+    _checkout(alice_client)  # the catalog, the session and the rules cached
+    redis_round_trips.clear()
+
+    response = alice_client.post(
+        reverse("orders:checkout"),
+        {"sku": "TX-VIP-MONTH", "quantity": 1, "token": "t2"},
+    )
+
+    assert response.status_code == 302
+    assert Order.objects.count() == 2
+    assert len(redis_round_trips) <= CHECKOUT_POST_MAX_REDIS_ROUND_TRIPS, (
+        redis_round_trips
+    )
