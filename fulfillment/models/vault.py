@@ -46,6 +46,12 @@ class CodeBatch(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("卡密批次")
         verbose_name_plural = _("卡密批次")
+        constraints = [
+            # The target of the codes' (batch, sku) foreign key (CardCode).
+            models.UniqueConstraint(
+                fields=["id", "sku"], name="codebatch_id_sku_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.note or self.source}".strip()
@@ -61,13 +67,17 @@ class CardCode(models.Model):
 
     # No index of their own on sku and batch: (sku, fingerprint) and (batch, status)
     # lead with them already, and every index costs each imported code (COPY) and
-    # each claim.
+    # each claim. No foreign key of their own either: one composite key,
+    # (batch_id, sku_id) -> the batch's (id, sku_id) (fulfillment 0008), says that
+    # the batch exists, that the SKU exists, and that a code's SKU is its batch's,
+    # with one check per imported row instead of two (docs/DECISIONS.md).
     sku = models.ForeignKey(
         "catalog.Sku",
         on_delete=models.PROTECT,
         related_name="codes",
         verbose_name=_("SKU"),
         db_index=False,
+        db_constraint=False,
     )
     batch = models.ForeignKey(
         CodeBatch,
@@ -75,6 +85,7 @@ class CardCode(models.Model):
         related_name="codes",
         verbose_name=_("批次"),
         db_index=False,
+        db_constraint=False,
     )
     ciphertext = models.TextField(verbose_name=_("密文"))
     key_id = models.CharField(max_length=16, verbose_name=_("密钥 ID"))

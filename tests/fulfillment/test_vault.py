@@ -77,3 +77,29 @@ def test_blob_round_trips_and_is_not_plaintext():
 
     assert b"CODE1" not in blob
     assert vault.open_blob(blob) == b"CODE1\nCODE2\n"
+
+
+@pytest.mark.django_db
+def test_a_code_cannot_belong_to_another_skus_batch_nor_to_no_batch():
+    """One composite key (fulfillment 0008) stands for the batch's and the SKU's
+    foreign keys: a code's SKU is its batch's, checked by the database."""
+    from django.db import IntegrityError, connection, transaction
+
+    from fulfillment.models import CardCode
+    from tests.factories.catalog import SkuFactory
+    from tests.factories.fulfillment import stock_codes
+
+    netflix, spotify = SkuFactory(), SkuFactory()
+    stock_codes(netflix, 1)
+    code = CardCode.objects.get(sku=netflix)
+
+    def change_and_check(**change: int) -> None:
+        with transaction.atomic():
+            CardCode.objects.filter(pk=code.pk).update(**change)
+            connection.check_constraints()
+
+    for change in ({"sku_id": spotify.pk}, {"batch_id": code.batch_id + 10_000}):
+        with pytest.raises(IntegrityError):
+            change_and_check(**change)
+    code.refresh_from_db()
+    assert (code.sku_id, code.batch.sku_id) == (netflix.pk, netflix.pk)
