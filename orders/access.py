@@ -60,14 +60,17 @@ def shopper_actor(request: HttpRequest, order: Order) -> User | None:
     return None
 
 
-def order_page_context(request: HttpRequest, order: Order) -> dict[str, Any]:
+def order_page_context(
+    request: HttpRequest, order: Order, *, paying: str = ""
+) -> dict[str, Any]:
     """The order page's context for this visitor: selectors.order_page_context,
     "pay now"'s form on a pending order, and `guest_order` for a visitor not
     logged in (a guest order's buyer, by its link or the lookup): they have no
     order list, so their way back is the lookup, not "my orders" (a login page).
     Anyone logged in keeps "my orders": it works for them, and lists the guest
-    orders of their verified emails to claim (orders/guest.py)."""
-    context = selectors.order_page_context(order=order)
+    orders of their verified emails to claim (orders/guest.py). `paying`: see
+    selectors.order_page_context."""
+    context = selectors.order_page_context(order=order, paying=paying)
     context["guest_order"] = not request.user.is_authenticated
     if order.status == Order.Status.PENDING:  # "pay now", with its gateway picker
         context["pay_form"] = PayForm()

@@ -10,7 +10,9 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.functional import cached_property
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -27,6 +29,7 @@ from orders.access import (
     shopper_order,
     shopper_order_or_404,
 )
+from orders.models import Order
 
 ORDERS_PER_PAGE = 20
 
@@ -64,16 +67,28 @@ def order_list(request: HttpRequest) -> HttpResponse:
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
     """The order page. `?t=<token>`: a guest order's access link (orders/guest.py):
     a right token gives this browser access and comes back without it (kept out
-    of the address bar and referrers); a wrong one is the unknown order's 404."""
+    of the address bar and referrers); a wrong one is the unknown order's 404.
+    `?paying=<gateway>`: the shopper is back from that gateway's cashier
+    (orders/services/payment_return.py); kept through the token's redirect."""
+    paying = request.GET.get("paying", "")[:32]
     token = request.GET.get("t")
     if token is not None:
         found = selectors.order_get_for_guest(number=number)
         if found is None or not guest.token_matches(found, token):
             raise Http404
         guest.access_grant(request.session, number)
-        return redirect("orders:order-detail", number=number)
+        url = reverse("orders:order-detail", args=[number])
+        return redirect(url + ("?" + urlencode({"paying": paying}) if paying else ""))
     order = shopper_order_or_404(request, number)
-    context = order_page_context(request, order)
+    check = "ignored"
+    if paying and order.status == Order.Status.PENDING:
+        # A network call (the gateway's query), outside any transaction.
+        check = services.payment_return_check(order=order, gateway_name=paying)
+        if check == "paid":
+            order = shopper_order_or_404(request, number)  # paid, maybe delivered
+    context = order_page_context(
+        request, order, paying=paying if check == "confirming" else ""
+    )
     context["guest_access_url"] = guest.token_show_take(request.session, order)
     return render(request, "orders/order_detail.html", context)
 

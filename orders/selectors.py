@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 
 from catalog import cache as catalog_cache
 from catalog.models import Sku
@@ -24,7 +26,8 @@ from orders.aftersales_selectors import (
     self_refund_offer,
     self_refund_window,
 )
-from orders.models import Order, OrderLine, ProblemReport, SandboxTrade
+from orders.gateways import payment_on_its_way
+from orders.models import Order, OrderLine, ProblemReport
 
 
 def order_get_for_user(*, number: str, user_id: int) -> Order | None:
@@ -197,15 +200,20 @@ class LineView:
         return self.leaves if self.line.is_bundle else []
 
 
-def order_page_context(*, order: Order) -> dict[str, Any]:
-    """Everything the order page needs; the lines come prefetched by order_get_for_user."""
-    trade = None
-    if order.status == Order.Status.PENDING:
-        trade = (
-            SandboxTrade.objects.filter(out_trade_no=order.number)
-            .order_by("-created_at")
-            .first()
-        )
+def order_page_context(*, order: Order, paying: str = "") -> dict[str, Any]:
+    """Everything the order page needs; the lines come prefetched by order_get_for_user.
+
+    `paying`: the gateway the shopper is back from, its answer still to come
+    (orders/services/payment_return.py): "payment being confirmed", and the
+    page polls itself with the marker kept.
+    """
+    pending = order.status == Order.Status.PENDING
+    awaiting_notify = pending and (
+        bool(paying) or payment_on_its_way(out_trade_no=order.number)
+    )
+    poll_url = reverse("orders:order-detail", args=[order.number])
+    if pending and paying:
+        poll_url += "?" + urlencode({"paying": paying})
     lines = list(order.lines.all())
     now = timezone.now()
     views = []
@@ -222,12 +230,12 @@ def order_page_context(*, order: Order) -> dict[str, Any]:
             )
         )
     all_leaves = [leaf for view in views for leaf in view.leaves]
-    awaiting_notify = trade is not None and trade.status == SandboxTrade.Status.PAID
     paid = order.status in (Order.Status.PAID, Order.Status.FULFILLING)
     return {
         "order": order,
         "lines": views,
         "awaiting_notify": awaiting_notify,
+        "poll_url": poll_url,
         # The page polls itself while something is still on its way.
         "in_flight": awaiting_notify
         or (paid and any(leaf.in_flight for leaf in all_leaves)),

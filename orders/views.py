@@ -389,8 +389,12 @@ def _redirect_to_payment(
             order=order,
             notify_url=notify_base
             + reverse("orders:payment-notify", args=[chosen.name]),
+            # Back on the order page marked: it asks this gateway, in case its
+            # notify is late or lost (orders/services/payment_return.py).
             return_url=request.build_absolute_uri(
                 reverse("orders:order-detail", args=[order.number])
+                + "?"
+                + urlencode({"paying": chosen.name})
             ),
             gateway_name=chosen.name,
             client=_client_kind(request),

@@ -69,6 +69,15 @@ def gateways_all() -> list[Gateway]:
     return list(_enabled().values())
 
 
+def payment_on_its_way(*, out_trade_no: str) -> bool:
+    """Whether an enabled gateway already knows the order paid, its notify still
+    to come (the order page's "payment being confirmed"). No network call."""
+    return any(
+        gateway.payment_on_its_way(out_trade_no=out_trade_no)
+        for gateway in _enabled().values()
+    )
+
+
 def gateway_default() -> Gateway | None:
     """The first enabled gateway: what a shopper who chose none pays with."""
     return next(iter(_enabled().values()), None)
@@ -88,4 +97,5 @@ __all__ = [
     "gateway_for_payment",
     "gateway_get",
     "gateways_all",
+    "payment_on_its_way",
 ]

@@ -297,6 +297,10 @@ class AlipayGateway:
             notify_id="",
         )
 
+    def payment_on_its_way(self, *, out_trade_no: str) -> bool:
+        """Alipay keeps no trade of ours: `query` asks it (the order page's return)."""
+        return False
+
     def close(self, *, out_trade_no: str) -> None:
         """alipay.trade.close; a trade never opened or already closed is fine.
 

@@ -110,6 +110,10 @@ class BalanceGateway:
             notify_id="",
         )
 
+    def payment_on_its_way(self, *, out_trade_no: str) -> bool:
+        """A balance payment is taken at once: never on its way."""
+        return False
+
     def close(self, *, out_trade_no: str) -> None:
         return None  # nothing is ever open: a balance payment is made at once
 

@@ -134,6 +134,15 @@ class Gateway(Protocol):
         """
         ...
 
+    def payment_on_its_way(self, *, out_trade_no: str) -> bool:
+        """Whether this gateway already knows the order paid, its notify still to
+        come (the order page then says "payment being confirmed" and polls).
+
+        From what the shop holds itself: no network call. A gateway that keeps
+        no such record answers False.
+        """
+        ...
+
     def close(self, *, out_trade_no: str) -> None:
         """Close the open trades of a cancelled order so it can no longer be paid.
 

@@ -239,6 +239,19 @@ class SandboxGateway:
             notify_id=fields["notify_id"],
         )
 
+    def payment_on_its_way(self, *, out_trade_no: str) -> bool:
+        """Paid on the hosted page, its notify not yet applied (one query): the
+        order's latest trade is paid."""
+        from orders.models import SandboxTrade
+
+        trade = (
+            SandboxTrade.objects.filter(out_trade_no=out_trade_no)
+            .order_by("-created_at")
+            .values_list("status", flat=True)
+            .first()
+        )
+        return trade == SandboxTrade.Status.PAID
+
     def close(self, *, out_trade_no: str) -> None:
         """Close the order's waiting trades: its pay page then offers nothing to pay."""
         from orders.models import SandboxTrade

@@ -434,6 +434,10 @@ class WechatGateway:
         except NotifyRejected as exc:
             raise GatewayUnavailable(f"wechat pay query: {exc.message}") from None
 
+    def payment_on_its_way(self, *, out_trade_no: str) -> bool:
+        """WeChat Pay keeps no trade of ours: `query` asks it (the order page's return)."""
+        return False
+
     def close(self, *, out_trade_no: str) -> None:
         """POST …/close (204). Never opened or already closed is fine; paid refuses."""
         code, text = self.client.close(out_trade_no=out_trade_no)

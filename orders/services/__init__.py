@@ -30,7 +30,9 @@ from orders.services.notify_intake import (
 from orders.services.notify_sweep import (
     payment_lost_notify_check,
     payment_lost_notify_sweep,
+    payment_query_honour,
 )
+from orders.services.payment_return import payment_return_check
 from orders.services.payments import (
     NotifyResult,
     payment_notify_handle,
@@ -82,6 +84,8 @@ __all__ = [
     "payment_lost_notify_sweep",
     "payment_notify_handle",
     "payment_query_apply",
+    "payment_query_honour",
+    "payment_return_check",
     "payment_start",
     "refund_flush",
     "refund_gateway_sweep",

@@ -21,7 +21,7 @@ import httpx
 from django.utils import timezone
 
 from config.lib.errors import DomainError
-from orders.gateways import gateways_all
+from orders.gateways import Gateway, gateways_all
 from orders.models import Order, PaymentNotify
 from orders.services.payments import payment_query_apply
 
@@ -49,36 +49,50 @@ def payment_lost_notify_check(*, out_trade_no: str) -> bool:
     Network calls: call outside any transaction.
     Idempotent: on (gateway, trade_no), as notifies are.
     """
-    for gateway in gateways_all():
-        try:
-            trade = gateway.query(out_trade_no=out_trade_no)
-        except (DomainError, httpx.HTTPError):
-            logger.warning(
-                "could not query %s for %s", gateway.name, out_trade_no, exc_info=True
-            )
-            continue
-        if trade is None or trade.status != "success":
-            continue
-        if trade.out_trade_no != out_trade_no:
-            logger.error(
-                "%s answered a query for %s with trade %s of %s",
-                gateway.name,
-                out_trade_no,
-                trade.trade_no,
-                trade.out_trade_no,
-            )
-            continue
-        result = payment_query_apply(gateway_name=gateway.name, parsed=trade)
-        if result.outcome in _PAID_OUTCOMES:
-            logger.info(
-                "%s trade %s of %s found paid by query: %s",
-                gateway.name,
-                trade.trade_no,
-                out_trade_no,
-                result.outcome,
-            )
-            return True
-    return False
+    return any(
+        payment_query_honour(gateway=gateway, out_trade_no=out_trade_no)
+        for gateway in gateways_all()
+    )
+
+
+def payment_query_honour(*, gateway: Gateway, out_trade_no: str) -> bool:
+    """Ask one gateway about this order's trade; honour it when paid.
+
+    What the sweep does for each gateway, and the order page for the one its
+    shopper comes back from (orders/services/payment_return.py). True when the
+    gateway's paid trade now stands recorded against the order. A gateway that
+    cannot be reached (a warning in the log) or answers nothing paid leaves the
+    order as it was. A network call: call outside any transaction.
+    """
+    try:
+        trade = gateway.query(out_trade_no=out_trade_no)
+    except (DomainError, httpx.HTTPError):
+        logger.warning(
+            "could not query %s for %s", gateway.name, out_trade_no, exc_info=True
+        )
+        return False
+    if trade is None or trade.status != "success":
+        return False
+    if trade.out_trade_no != out_trade_no:
+        logger.error(
+            "%s answered a query for %s with trade %s of %s",
+            gateway.name,
+            out_trade_no,
+            trade.trade_no,
+            trade.out_trade_no,
+        )
+        return False
+    result = payment_query_apply(gateway_name=gateway.name, parsed=trade)
+    if result.outcome not in _PAID_OUTCOMES:
+        return False
+    logger.info(
+        "%s trade %s of %s found paid by query: %s",
+        gateway.name,
+        trade.trade_no,
+        out_trade_no,
+        result.outcome,
+    )
+    return True
 
 
 def payment_lost_notify_sweep(

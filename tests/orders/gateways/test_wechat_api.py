@@ -77,7 +77,9 @@ def test_native_pay_page_status_follows_the_order(alice_client, wechat, sku):
 
     assert (waiting["status"], waiting["done"]) == ("pending", False)
     assert (done["status"], done["done"]) == ("delivered", True)
-    assert done["next"].endswith(reverse("orders:order-detail", args=[order.number]))
+    assert done["next"].endswith(
+        reverse("orders:order-detail", args=[order.number]) + "?paying=wechat"
+    )
     assert alice_client.get(pay_page).status_code == 302
 
 
@@ -94,7 +96,9 @@ def test_phone_goes_to_wechat_h5_and_comes_back(alice_client, wechat, sku):
     assert location.startswith(wechat.base_url + "/h5pay/")
     back = parse_qs(urlsplit(location).query)["redirect_url"][0]
     order = Order.objects.get()
-    assert back.endswith(reverse("orders:order-detail", args=[order.number]))
+    assert back.endswith(
+        reverse("orders:order-detail", args=[order.number]) + "?paying=wechat"
+    )
     assert wechat.trades[order.number].trade_type == "MWEB"
 
 
@@ -212,7 +216,7 @@ def test_shopper_pays_on_a_phone_and_the_callback_over_http_delivers(
 
     assert cashier.status_code == 302
     assert cashier.headers["location"].endswith(
-        reverse("orders:order-detail", args=[order.number])
+        reverse("orders:order-detail", args=[order.number]) + "?paying=wechat"
     )
     order.refresh_from_db()
     assert order.status == Order.Status.DELIVERED
