@@ -31,6 +31,7 @@ from orders.services.notify_sweep import (
     payment_lost_notify_check,
     payment_lost_notify_sweep,
 )
+from orders.services.partnered import order_partnered_mark
 from orders.services.payments import (
     NotifyResult,
     payment_notify_handle,
@@ -74,6 +75,7 @@ __all__ = [
     "order_expire_unpaid",
     "order_fulfil",
     "order_mark_paid",
+    "order_partnered_mark",
     "order_place",
     "order_review_approve",
     "order_review_reject",
