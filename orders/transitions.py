@@ -208,10 +208,9 @@ def lines_move(
     if move is None:
         return
     (updated,) = writes_run([move.write])
-    if updated != len(move.lines):
-        move.done(updated)  # raises
-    move.apply()
-    move.done(updated, partnered=partnered)
+    if updated == len(move.lines):
+        move.apply()
+    move.done(updated, partnered=partnered)  # raises when a line changed under us
 
 
 def settled_status(lines: Iterable[OrderLine]) -> str | None:
