@@ -338,7 +338,7 @@ def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:
             target = LS.DELIVERING
         if target == parent.status or parent.status not in (LS.RESERVED, LS.DELIVERING):
             continue
-        fields = {"delivered_at": now} if target == LS.DELIVERED else {}
+        fields: dict[str, Any] = {"delivered_at": now} if target == LS.DELIVERED else {}
         lines_move([parent], target, now=now, **fields)
 
 
