@@ -27,8 +27,10 @@ class DistributionConfig(AppConfig):
         referral binding at signup and login (distribution/attribution.py)."""
         from allauth.account.signals import user_signed_up
         from django.contrib.auth.signals import user_logged_in
+        from django.db.models.signals import post_save
 
         from distribution import attribution, hooks
+        from distribution.models import OrderAttribution, PartnerOrder
         from orders.signals import order_lines_delivered, order_lines_refunded
 
         order_lines_delivered.connect(
@@ -37,6 +39,12 @@ class DistributionConfig(AppConfig):
         order_lines_refunded.connect(
             hooks.on_lines_refunded, dispatch_uid="distribution-commission-clawback"
         )
+        for model in (OrderAttribution, PartnerOrder):
+            post_save.connect(
+                hooks.on_partner_row_saved,
+                sender=model,
+                dispatch_uid=f"distribution-partnered-{model.__name__}",
+            )
         user_signed_up.connect(
             attribution.on_user_signed_up, dispatch_uid="distribution-customer-bind"
         )

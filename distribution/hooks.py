@@ -15,8 +15,10 @@ sender (docs/DECISIONS.md, "Commissions in the delivering transaction"):
   writes whatever such a failure left out; both hooks are idempotent, so running
   it is always safe, and `reconcile_commissions` lists a missing clawback.
 
-Cost on the paid path: one SELECT per delivering transaction (is the order
-credited to a reseller?), nothing more for the orders nobody is credited with.
+Cost on the paid path: nothing for an order that is not `partnered` (every
+credited order is: `order_attribute`, and `partnered_mark` for rows written
+through the ORM); one SELECT per delivering transaction otherwise (is the order
+credited to a reseller?), or when the sender does not say.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from distribution.services import (
 )
 from orders.locks import order_lock_for_update_by_id
 from orders.models import OrderLine
+from orders.services.partnered import order_partnered_mark
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +71,8 @@ def on_lines_delivered(
 ) -> None:
     """Pending earns for delivered lines of credited orders (bundle lines carry no money)."""
     leaves = [line for line in lines if not line.is_bundle]
-    if not leaves:
-        return
+    if not leaves or kwargs.get("partnered") is False:
+        return  # no reseller is credited with an order that is not partnered
     # Plain SQL (config/lib/db.py): this runs on every paid order, most of them
     # credited to no one, and the ORM query cost ~900 Python calls to build.
     credited = {
@@ -81,6 +84,19 @@ def on_lines_delivered(
     for line in leaves:
         if line.order_id in credited:
             _isolated(commission_on_line_delivered, order_line_id=line.pk, now=now)
+
+
+def on_partner_row_saved(
+    sender: object, *, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """post_save of OrderAttribution and PartnerOrder: their order is `partnered`.
+
+    For rows written through the ORM (the admin, scripts); the services that
+    write them in plain SQL mark the order themselves. Loading fixtures (`raw`)
+    marks nothing: the fixture's order row says.
+    """
+    if created and not raw:
+        order_partnered_mark(order_id=instance.order_id)
 
 
 def on_lines_refunded(

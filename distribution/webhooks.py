@@ -60,8 +60,12 @@ SWEEP_BATCH = 200
 def on_order_status_changed(
     sender: Any, *, order_id: int, status: str, **kwargs: Any
 ) -> None:
-    """Receiver of orders.signals.order_status_changed (after commit)."""
-    if status in TERMINAL:
+    """Receiver of orders.signals.order_status_changed (after commit).
+
+    An order not `partnered` is no partner's (distribution/partners/orders.py
+    places every partner order partnered): nothing to look up.
+    """
+    if status in TERMINAL and kwargs.get("partnered") is not False:
         webhook_enqueue(order_id=order_id, status=status)
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from config.lib.db import Write, rows_update, update_write, writes_run
+from config.lib.db import Write, update_write, writes_run
 from config.lib.errors import DomainError
 from orders.models import Order, OrderLine
 from orders.signals import order_lines_delivered, order_status_changed
@@ -108,6 +109,7 @@ def order_move(
             number=order.number,
             status=to,
             previous=order.status,
+            partnered=order_partnered(order),
         )
     )
     order.status = to
@@ -117,22 +119,59 @@ def order_move(
     return answers
 
 
-def lines_move(
+def order_partnered(order: Order) -> bool | None:
+    """`Order.partnered` as loaded (None when the row was read without it)."""
+    value = order.__dict__.get("partnered")
+    return value if isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class LinesMove:
+    """A checked move of lines, for the caller to write (`write`, its answer the
+    row count) in a statement of its own choosing, then `done`."""
+
+    lines: list[OrderLine]
+    start: str
+    to: str
+    now: dt.datetime
+    fields: dict[str, Any]
+    write: Write
+
+    def apply(self) -> None:
+        """Give the in-memory lines their new state."""
+        for line in self.lines:
+            line.status = self.to
+            line.updated_at = self.now
+            for name, value in self.fields.items():
+                setattr(line, name, value)
+
+    def done(self, updated: int, *, partnered: bool | None = None) -> None:
+        """Check the write's row count; tell `order_lines_delivered` (in this
+        transaction) about lines moved to `delivered`. `partnered`: the order's
+        (orders/signals.py)."""
+        if updated != len(self.lines):
+            raise IllegalTransitionError(
+                f"order lines changed under us (were {self.start})"
+            )
+        if self.to == LS.DELIVERED:
+            order_lines_delivered.send(
+                sender=OrderLine, lines=self.lines, now=self.now, partnered=partnered
+            )
+
+
+def lines_move_planned(
     lines: Iterable[OrderLine],
     to: str,
     *,
     now: dt.datetime | None = None,
     **fields: Any,
-) -> None:
-    """Move lines that share one current state to `to` in one UPDATE.
-
-    Raises IllegalTransitionError when a line is in another state or the move is
-    not allowed. Lines moved to `delivered` are told to `order_lines_delivered`
-    in this transaction (orders/signals.py: commissions are written with them).
-    """
+) -> LinesMove | None:
+    """Check a move of lines that share one current state to `to` and build its
+    UPDATE, without running it (None: no lines). Raises IllegalTransitionError
+    when a line is in another state or the move is not allowed."""
     lines = list(lines)
     if not lines:
-        return
+        return None
     current = {line.status for line in lines}
     if len(current) != 1:
         raise IllegalTransitionError(f"lines in mixed states {sorted(current)} → {to}")
@@ -140,22 +179,38 @@ def lines_move(
     if to not in LINE_MOVES[start]:
         raise IllegalTransitionError(f"order line: {start} → {to}")
     now = now or timezone.now()
-    updated = rows_update(
+    write = update_write(
         OrderLine,
         {"pk": [line.pk for line in lines], "status": start},
         status=to,
         updated_at=now,
         **fields,
     )
-    if updated != len(lines):
-        raise IllegalTransitionError(f"order lines changed under us (were {start})")
-    for line in lines:
-        line.status = to
-        line.updated_at = now
-        for name, value in fields.items():
-            setattr(line, name, value)
-    if to == LS.DELIVERED:
-        order_lines_delivered.send(sender=OrderLine, lines=lines, now=now)
+    return LinesMove(lines, start, to, now, fields, write)
+
+
+def lines_move(
+    lines: Iterable[OrderLine],
+    to: str,
+    *,
+    now: dt.datetime | None = None,
+    partnered: bool | None = None,
+    **fields: Any,
+) -> None:
+    """Move lines that share one current state to `to` in one UPDATE.
+
+    Raises IllegalTransitionError when a line is in another state or the move is
+    not allowed. Lines moved to `delivered` are told to `order_lines_delivered`
+    in this transaction (orders/signals.py: commissions are written with them);
+    `partnered`: their order's `Order.partnered`, when the caller knows it.
+    """
+    move = lines_move_planned(lines, to, now=now, **fields)
+    if move is None:
+        return
+    (updated,) = writes_run([move.write])
+    if updated == len(move.lines):
+        move.apply()
+    move.done(updated, partnered=partnered)  # raises when a line changed under us
 
 
 def settled_status(lines: Iterable[OrderLine]) -> str | None:

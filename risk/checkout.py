@@ -132,7 +132,8 @@ def checkout_assess(
     passed: bool | Callable[[], bool] = captcha_solved or partial(
         captcha_pass_has, device
     )
-    return risk_assess(signals, captcha_passed=passed)
+    # Written once checkout_place knows the order (checkout_halt's stops now).
+    return risk_assess(signals, captcha_passed=passed, defer=True)
 
 
 def checkout_halt(assessment: Assessment) -> bool:

@@ -11,6 +11,7 @@ four characters).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ from risk.matching import email_domain, normalize_ip
 from risk.models import RiskEvaluation
 from risk.rules import Counts, evaluate, queries_for
 from risk.types import Action, Assessment, Fired, Signals, Stage
+
+logger = logging.getLogger(__name__)
 
 PAID_OUTCOME_KEY = "payment_outcome"
 
@@ -92,6 +95,7 @@ def _assess(
     *,
     captcha_passed: bool | Callable[[], bool],
     order_id: int | None,
+    defer: bool = False,
 ) -> tuple[Assessment, RiskEvaluation]:
     snapshot = risk_snapshot()
     rules = snapshot.by_stage[signals.stage]
@@ -118,20 +122,24 @@ def _assess(
     # No full_clean(): every value is built here, none is typed by anyone, and
     # its foreign-key checks would cost two queries on every checkout. Plain SQL
     # (config/lib/db.py): the ORM's create() cost ~470 Python calls per checkout.
-    evaluation = row_insert(
-        RiskEvaluation(
-            stage=str(signals.stage),
-            decision=str(verdict.action),
-            fired=_fired_json(verdict.fired),
-            inputs=_inputs(
-                signals, result.counts, result.source, captcha_passed=captcha_passed
-            ),
-            order_id=order_id,
-            user_id=signals.user_id,
-            ip_address=normalize_ip(signals.ip),
-            device=signals.device[:64],
-        )
+    evaluation = RiskEvaluation(
+        stage=str(signals.stage),
+        decision=str(verdict.action),
+        fired=_fired_json(verdict.fired),
+        inputs=_inputs(
+            signals, result.counts, result.source, captcha_passed=captcha_passed
+        ),
+        order_id=order_id,
+        user_id=signals.user_id,
+        ip_address=normalize_ip(signals.ip),
+        device=signals.device[:64],
     )
+    if defer and verdict.action not in (Action.BLOCK, Action.CAPTCHA, Action.LOGIN):
+        # An order may follow: written once, with its id (risk_checkout_confirm).
+        return Assessment(
+            action=verdict.action, fired=verdict.fired, hold=hold, record=evaluation
+        ), evaluation
+    row_insert(evaluation)
     assessment = Assessment(
         action=verdict.action,
         fired=verdict.fired,
@@ -142,7 +150,10 @@ def _assess(
 
 
 def risk_assess(
-    signals: Signals, *, captcha_passed: bool | Callable[[], bool] = False
+    signals: Signals,
+    *,
+    captcha_passed: bool | Callable[[], bool] = False,
+    defer: bool = False,
 ) -> Assessment:
     """Decide on one checkout (or any Signals) and record the evaluation.
 
@@ -156,12 +167,16 @@ def risk_assess(
     4. A block or captcha releases the hold at once; otherwise the caller must
        call risk_checkout_confirm (an order was created) or
        risk_checkout_abandon (none was).
+    5. The evaluation is written now; with `defer`, a decision an order may
+       follow (not block, captcha or login) is written by risk_checkout_confirm
+       with the order's id (one INSERT, no UPDATE linking it), or by
+       risk_checkout_abandon without one: every checkout is still recorded.
     Raises: database errors only (a Redis failure degrades to the database).
     Locks: none (the Redis counters are one atomic script).
     Idempotent: no: each call records an evaluation and counts an attempt.
     """
     assessment, _evaluation = _assess(
-        signals, captcha_passed=captcha_passed, order_id=signals.order_id
+        signals, captcha_passed=captcha_passed, order_id=signals.order_id, defer=defer
     )
     return assessment
 
@@ -173,6 +188,11 @@ def risk_checkout_confirm(assessment: Assessment, *, order_id: int) -> None:
     Locks: none.
     Idempotent: yes (an evaluation already linked is left alone).
     """
+    if isinstance(assessment.record, RiskEvaluation):
+        if assessment.record.pk is None:  # deferred: written now, linked
+            assessment.record.order_id = order_id
+            row_insert(assessment.record)
+        return
     if assessment.evaluation_id is None:
         return
     rows_update(
@@ -186,10 +206,17 @@ def risk_checkout_abandon(assessment: Assessment) -> None:
     """No order was created for this assessment: remove its provisional counter
     entries (an out-of-stock or invalid checkout must not count against the shopper).
 
-    Raises: nothing (an entry Redis keeps by mistake expires with its window).
+    A deferred evaluation (`risk_assess(defer=True)`) is written, with no order.
+    Raises: nothing (an entry Redis keeps by mistake expires with its window; a
+        deferred evaluation the database refuses is logged).
     Idempotent: yes.
     """
     counters.counters_release(assessment.hold)
+    if isinstance(assessment.record, RiskEvaluation) and assessment.record.pk is None:
+        try:
+            row_insert(assessment.record)
+        except Exception:  # the caller is raising already, or answering the shopper
+            logger.exception("risk evaluation of an abandoned checkout not recorded")
 
 
 def _paid_signals(order: Order, *, payment_outcome: str, now: dt.datetime) -> Signals:

@@ -82,6 +82,10 @@ class Assessment:
     # is created (risk.services.risk_checkout_abandon) and confirmed with the
     # order's id otherwise (risk.services.risk_checkout_confirm).
     hold: tuple[str, ...] = field(default=())
+    # Checkout only, when it goes on to place an order (`risk_assess(defer=True)`):
+    # the RiskEvaluation not written yet (evaluation_id None), written once with
+    # the order's id by risk_checkout_confirm, or without by risk_checkout_abandon.
+    record: object = field(default=None, compare=False, repr=False)
 
     @property
     def reasons(self) -> str:

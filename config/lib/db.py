@@ -214,6 +214,43 @@ def rows_get(
     ]
 
 
+def rows_get_after(
+    model: type[M],
+    *,
+    ctes: str,
+    cte_params: Sequence[Any],
+    extra: str,
+    **where: Any,
+) -> list[tuple[M, Any]]:
+    """`rows_get` in one statement after the caller's CTEs (PostgreSQL: a
+    data-modifying one runs once, to completion), each row with the value of the
+    SQL expression `extra` (which may read the CTEs; qualify the model's columns
+    with its table). `ctes`: `name AS (...)[, ...]`, their values `cte_params`.
+    The rows are as the statement started: a CTE's changes are not in them."""
+    db = _db()
+    columns, attnames = _select_list(model)
+    condition, params = _where(model, where, db)
+    assert model._meta.pk is not None  # noqa: S101
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"WITH {ctes} SELECT {columns}, {extra}"  # noqa: S608
+            f" FROM {_quote(model._meta.db_table)} WHERE {condition}"
+            f" ORDER BY {_quote(model._meta.pk.column)}",
+            [*cte_params, *params],
+        )
+        rows = cursor.fetchall()
+    converters = _converters(model)
+    return [
+        (
+            model.from_db(
+                DEFAULT_DB_ALIAS, attnames, _convert(row[:-1], converters, db)
+            ),
+            row[-1],
+        )
+        for row in rows
+    ]
+
+
 def row_get(model: type[M], *, for_update: bool = False, **where: Any) -> M | None:
     """The first row (by primary key) matching `where`, or None."""
     found = rows_get(model, for_update=for_update, limit=1, **where)

@@ -134,6 +134,7 @@ def partner_order_place(
                 ip_address=ip_address,
                 now=now,
                 unit_price=price,
+                partnered=True,  # its PartnerOrder follows (the webhooks look)
             )
             if order.total_amount != total or order_cost(order_id=order.pk) > total:
                 logger.warning(

@@ -31,6 +31,7 @@ from distribution.models import (
 from distribution.models.resellers import MAX_DEPTH
 from distribution.substore import reseller_wholesale_price
 from orders.models import Order
+from orders.services.partnered import order_partnered_mark
 
 logger = logging.getLogger(__name__)
 
@@ -351,6 +352,9 @@ def order_attribute(
                 if channel == CH.SUBSTORE
                 else ZERO
             )
+            # The order first (the paid path's hooks look only at partnered orders).
+            order_partnered_mark(order_id=order.pk)
+            order.partnered = True
             row_insert_once(
                 OrderAttribution(
                     order=order, reseller=reseller, channel=channel, margin=margin

@@ -26,6 +26,8 @@ from fulfillment.services.codes import (
     card_codes_reserve,
     card_codes_reserve_check,
     card_codes_reserve_sql,
+    card_codes_sell_sql,
+    card_codes_sold_count,
     code_expiry_for_date,
     vault_rotate,
 )
@@ -86,6 +88,8 @@ __all__ = [
     "card_codes_reserve",
     "card_codes_reserve_check",
     "card_codes_reserve_sql",
+    "card_codes_sell_sql",
+    "card_codes_sold_count",
     "card_restock_advance",
     "card_restock_check",
     "card_restock_close",

@@ -158,12 +158,40 @@ def card_codes_mark_sold(
         return dict(quantities)  # the usual case (one line): no second query
     # Several lines (a bundle) share one row count, or a line came up short
     # (a re-run): count each line's sold codes.
-    sold = dict.fromkeys(quantities, 0)
+    return card_codes_sold_count(order_line_ids=list(quantities))
+
+
+def card_codes_sold_count(*, order_line_ids: list[int]) -> dict[int, int]:
+    """How many sold codes each of these lines has (0 for none)."""
+    sold = dict.fromkeys(order_line_ids, 0)
     for line_id in CardCode.objects.filter(
-        order_line_id__in=quantities, status=CardCode.Status.SOLD
+        order_line_id__in=order_line_ids, status=CardCode.Status.SOLD
     ).values_list("order_line_id", flat=True):
         sold[line_id] += 1
     return sold
+
+
+def card_codes_sell_sql(
+    *, lines_sql: str, lines_params: list[Any], now: dt.datetime
+) -> tuple[str, list[Any]]:
+    """`card_codes_mark_sold` as one UPDATE (PostgreSQL) for a caller to embed as
+    a data-modifying CTE of its own statement (the notify's read of the order's
+    lines): the reserved codes of the lines `lines_sql` (a SELECT of line ids,
+    its values `lines_params`) become sold. Add `RETURNING "order_line_id"` to
+    count each line's codes sold now; a line short of its quantity may have had
+    codes sold before (a re-run): `card_codes_sold_count` then.
+    """
+    table = connection.ops.quote_name(CardCode._meta.db_table)
+    return (
+        f'UPDATE {table} SET "status" = %s, "sold_at" = %s'  # noqa: S608 (the model's table)
+        f' WHERE "order_line_id" IN ({lines_sql}) AND "status" = %s',
+        [
+            CardCode.Status.SOLD.value,
+            now,
+            *lines_params,
+            CardCode.Status.RESERVED.value,
+        ],
+    )
 
 
 def card_code_reveal(

@@ -113,6 +113,11 @@ class Order(models.Model):
     paid_at = models.DateTimeField(_("支付时间"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("发货时间"), null=True, blank=True)
     cancelled_at = models.DateTimeField(_("取消时间"), null=True, blank=True)
+    # Set by the apps that keep rows about an order (distribution: a reseller
+    # credited with it, the API partner that placed it). False: a plain
+    # storefront order, and the receivers of the paid path's signals need not
+    # look (orders/signals.py `partnered`). Never unset.
+    partnered = models.BooleanField(_("分销关联"), default=False, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]

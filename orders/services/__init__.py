@@ -32,6 +32,7 @@ from orders.services.notify_sweep import (
     payment_lost_notify_sweep,
     payment_query_honour,
 )
+from orders.services.partnered import order_partnered_mark
 from orders.services.payment_return import payment_return_check
 from orders.services.payments import (
     NotifyResult,
@@ -76,6 +77,7 @@ __all__ = [
     "order_expire_unpaid",
     "order_fulfil",
     "order_mark_paid",
+    "order_partnered_mark",
     "order_place",
     "order_review_approve",
     "order_review_reject",

@@ -96,8 +96,11 @@ def order_place(
     guest_password: str = "",
     sku: Sku | None = None,
     sold_out_checked: bool = False,
+    partnered: bool = False,
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
+
+    `partnered`: the caller keeps rows of its own about the order (`Order.partnered`).
 
     `sku`: the SKU `sku_code` names, as the caller read it on sale in this request
     (`catalog_cache.sku_on_sale`); read here when not given. `sold_out_checked`:
@@ -206,6 +209,7 @@ def order_place(
                 client_token=client_token,
                 ip_address=ip_address,
                 device_id=device_id,
+                partnered=partnered,
                 expires_at=now
                 + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
             )

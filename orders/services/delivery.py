@@ -12,25 +12,44 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from catalog.models import Sku
-from config.lib.db import insert_write, rows_get, rows_insert
+from config.lib.db import (
+    insert_write,
+    rows_get,
+    rows_get_after,
+    rows_insert,
+    writes_run,
+)
 from config.lib.errors import DomainError
 from fulfillment.locks import card_codes_lock_for_update
 from fulfillment.models import CardCode, CodeAccessLog
-from fulfillment.services import card_code_reveal, card_codes_mark_sold
+from fulfillment.services import (
+    card_code_reveal,
+    card_codes_mark_sold,
+    card_codes_sell_sql,
+    card_codes_sold_count,
+)
 from orders.locks import order_lock_for_update_by_id
 from orders.models import Order, OrderEmail, OrderEvent, OrderLine, Payment
 from orders.services.emails import order_email_row, order_email_written
-from orders.transitions import lines_move, order_move, settled_status
+from orders.transitions import (
+    LinesMove,
+    lines_move,
+    lines_move_planned,
+    order_move,
+    order_partnered,
+    settled_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +134,11 @@ def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderL
 
 
 def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[OrderLine]:
-    lines = rows_get(OrderLine, order_id=order.pk)
+    lines, sold = _lines_read_selling(order=order, now=now)
     reserved = [line for line in lines if line.status == LS.RESERVED]
     codes = [line for line in reserved if line.delivery == Sku.Delivery.CARD_CODE]
+    moves: list[LinesMove] = []
     if codes:
-        sold = card_codes_mark_sold(
-            quantities={line.id: line.quantity for line in codes}, now=now
-        )
         for line in codes:
             if sold[line.id] != line.quantity:
                 # The reservation constraints make this impossible; an operator decides.
@@ -132,12 +149,16 @@ def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[Order
                     sold[line.id],
                     line.quantity,
                 )
-        lines_move(
+        # Written with the order's move (`_settle`), told after it.
+        move = lines_move_planned(
             [line for line in codes if sold[line.id] == line.quantity],
             LS.DELIVERED,
             now=now,
             delivered_at=now,
         )
+        if move is not None:
+            move.apply()
+            moves.append(move)
 
     topups = [line for line in reserved if line.delivery == Sku.Delivery.DIRECT_TOPUP]
     if topups:
@@ -145,8 +166,56 @@ def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[Order
 
         lines_move(topups, LS.DELIVERING, now=now)
         topups_start_for_lines(lines=topups, now=now)
-    _settle(order=order, lines=lines, now=now, paid=paid)
+    _settle(order=order, lines=lines, now=now, paid=paid, moves=moves)
     return lines
+
+
+def _lines_read_selling(
+    *, order: Order, now: dt.datetime
+) -> tuple[list[OrderLine], dict[int, int]]:
+    """The order's lines, and how many codes each reserved card-code line has sold
+    once its reserved codes are sold (`card_codes_mark_sold`).
+
+    On PostgreSQL the read and the sale are one statement (the sale a CTE,
+    `card_codes_sell_sql`); the lines are read as they were before it.
+    """
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        lines = rows_get(OrderLine, order_id=order.pk)
+        quantities = {
+            line.id: line.quantity
+            for line in lines
+            if line.status == LS.RESERVED and line.delivery == Sku.Delivery.CARD_CODE
+        }
+        sold = (
+            card_codes_mark_sold(quantities=quantities, now=now) if quantities else {}
+        )
+        return lines, sold
+    table = db.ops.quote_name(OrderLine._meta.db_table)
+    sell, sell_params = card_codes_sell_sql(
+        lines_sql=f'SELECT "id" FROM {table} WHERE "order_id" = %s'  # noqa: S608
+        ' AND "status" = %s AND "delivery" = %s',
+        lines_params=[order.pk, LS.RESERVED.value, Sku.Delivery.CARD_CODE.value],
+        now=now,
+    )
+    found = rows_get_after(
+        OrderLine,
+        ctes=f'sold AS ({sell} RETURNING "order_line_id")',
+        cte_params=sell_params,
+        extra=f'(SELECT count(*) FROM sold WHERE sold."order_line_id" = {table}."id")',  # noqa: S608
+        order_id=order.pk,
+    )
+    lines = [line for line, _count in found]
+    selling = {
+        line.id: (line.quantity, int(count))
+        for line, count in found
+        if line.status == LS.RESERVED and line.delivery == Sku.Delivery.CARD_CODE
+    }
+    sold = {line_id: count for line_id, (_quantity, count) in selling.items()}
+    short = [line_id for line_id, (q, count) in selling.items() if count != q]
+    if short:  # codes sold before (a re-run), or missing: count them all
+        sold.update(card_codes_sold_count(order_line_ids=short))
+    return lines, sold
 
 
 def order_settle(
@@ -170,11 +239,59 @@ def _settle(
     lines: list[OrderLine] | None,
     now: dt.datetime,
     paid: _Paid | None,
+    moves: Sequence[LinesMove] = (),
 ) -> str:
+    """`moves`: line moves already applied to `lines` in memory, not written yet:
+    they go into the order's statement (or alone, when the order stays)."""
+    target = _settle_target(order=order, lines=lines, now=now, paid=paid)
+    partnered = order_partnered(order)
+    if target.move is None:
+        if moves:
+            answers = writes_run([move.write for move in moves])
+            for move, updated in zip(moves, answers, strict=True):
+                move.done(updated, partnered=partnered)
+        return target.status
+    fields, events, via, email = target.move
+    # The line moves, the order's move, its events and the email row: one
+    # statement (writes_run).
+    also = [move.write for move in moves]
+    if events:
+        also.append(insert_write(events))
+    if email is not None:
+        also.append(insert_write([email], once=True))
+    answers = order_move(order, target.status, via=via, now=now, also=also, **fields)
+    for move, updated in zip(moves, answers, strict=False):
+        move.done(updated, partnered=partnered)
+    if email is not None and answers[-1] is not None:  # None: written before
+        email.pk = answers[-1]
+        email._state.adding = False
+        order_email_written(email)
+    return target.status
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where `_settle` leaves the order: `status`, and `move` (its fields, events,
+    the steps it goes through, its email row) when the order moves."""
+
+    status: str
+    move: (
+        tuple[dict[str, Any], list[OrderEvent], tuple[str, ...], OrderEmail | None]
+        | None
+    ) = None
+
+
+def _settle_target(
+    *,
+    order: Order,
+    lines: list[OrderLine] | None,
+    now: dt.datetime,
+    paid: _Paid | None,
+) -> _Target:
     # Being paid right now, the order is paid for every decision below.
     status = Order.Status.PAID if paid is not None else order.status
     if status in (Order.Status.PENDING, Order.Status.CANCELLED):
-        return status
+        return _Target(status)
     lines = rows_get(OrderLine, order_id=order.pk) if lines is None else lines
     _bundles_settle(lines, now)
     settled = settled_status(lines)
@@ -183,10 +300,11 @@ def _settle(
     target: str
     if settled is None:
         if status not in (Order.Status.PAID, Order.Status.REVIEW):
-            return status  # past paid already: nothing to move (never while being paid)
+            # past paid already: nothing to move (never while being paid)
+            return _Target(status)
         target = Order.Status.FULFILLING
     elif settled == status:
-        return settled  # nothing changed (never while being paid)
+        return _Target(settled)  # nothing changed (never while being paid)
     else:
         target = settled
         if settled == Order.Status.DELIVERED or (
@@ -201,16 +319,7 @@ def _settle(
         if settled is not None and any(line.status == LS.DELIVERED for line in lines)
         else None
     )
-    # The move, its events and the email row: one statement (writes_run).
-    also = [insert_write(events)] if events else []
-    if email is not None:
-        also.append(insert_write([email], once=True))
-    answers = order_move(order, target, via=via, now=now, also=also, **fields)
-    if email is not None and answers[-1] is not None:  # None: written before
-        email.pk = answers[-1]
-        email._state.adding = False
-        order_email_written(email)
-    return target
+    return _Target(target, (fields, events, via, email))
 
 
 def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:
@@ -229,7 +338,7 @@ def _bundles_settle(lines: list[OrderLine], now: dt.datetime) -> None:
             target = LS.DELIVERING
         if target == parent.status or parent.status not in (LS.RESERVED, LS.DELIVERING):
             continue
-        fields = {"delivered_at": now} if target == LS.DELIVERED else {}
+        fields: dict[str, Any] = {"delivered_at": now} if target == LS.DELIVERED else {}
         lines_move([parent], target, now=now, **fields)
 
 

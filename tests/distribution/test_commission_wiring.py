@@ -18,7 +18,7 @@ from django.urls import reverse
 
 from distribution import hooks
 from distribution.hooks import commissions_catch_up
-from distribution.models import CommissionEntry
+from distribution.models import CommissionEntry, OrderAttribution
 from distribution.reconcile import commissions_reconcile
 from distribution.services import commission_settle, order_attribute
 from orders.locks import order_lock_for_update_by_id
@@ -143,6 +143,29 @@ def test_an_order_nobody_brought_earns_nothing(alice, dave, rules, month):
 
     assert Order.objects.get().status == Order.Status.DELIVERED
     assert not CommissionEntry.objects.exists()
+
+
+def test_only_orders_credited_to_someone_are_partnered(alice, dave, rules, month):
+    plain = order_place(user=alice, sku_code="TX-M", quantity=1)
+    credited = credited_order(alice, dave)
+    by_hand = order_place(user=alice, sku_code="TX-M", quantity=1)
+    # Written through the ORM (the admin, a script): marked all the same.
+    OrderAttribution.objects.create(
+        order=by_hand, reseller=dave, channel=OrderAttribution.Channel.REFERRAL_LINK
+    )
+
+    stored = Order.objects.in_bulk([plain.pk, credited.pk, by_hand.pk])
+    assert [stored[o.pk].partnered for o in (plain, credited, by_hand)] == [
+        False,
+        True,
+        True,
+    ]
+    pay(by_hand)  # the hooks look at a partnered order: its earns are written
+    assert [e[:3] for e in ledger(by_hand)] == [
+        ("dave", 1, "earn"),
+        ("carol", 2, "earn"),
+        ("bob", 3, "earn"),
+    ]
 
 
 def test_a_resellers_own_purchase_earns_nothing_at_their_level(

@@ -4,8 +4,9 @@ one-statement writes (config/lib/db.py, fulfillment card_codes_reserve_sql)."""
 from __future__ import annotations
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,6 +14,7 @@ from config.lib.db import insert_write, row_get, writes_run
 from fulfillment.services import OutOfStockError, card_codes_reserve
 from orders.models import Order, OrderEmail, OrderLine, PaymentNotify, SandboxTrade
 from orders.services import order_place
+from tests.conftest import signed_notify
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import available, stock_codes
 
@@ -106,3 +108,26 @@ def test_writes_run_answers_each_write_in_one_statement(
     stored = row_get(PaymentNotify, pk=answers[1])
     assert stored is not None
     assert stored.payload == {"k": "v"}
+
+
+def test_a_paid_storefront_order_sells_only_its_codes_and_asks_no_partner_table(
+    alice, sku
+):
+    order = order_place(user=alice, sku_code=sku.code, quantity=2)
+    other = order_place(user=alice, sku_code=sku.code, quantity=1)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().post(
+            reverse("orders:payment-notify", args=["sandbox"]), signed_notify(order)
+        )
+
+    assert response.content == b"success"
+    order.refresh_from_db()
+    line = order.lines.get()
+    assert (order.status, line.status) == ("delivered", "delivered")
+    assert line.delivered_at == order.delivered_at
+    assert sorted(line.codes.values_list("status", flat=True)) == ["sold", "sold"]
+    assert set(other.lines.get().codes.values_list("status", flat=True)) == {"reserved"}
+    assert order.emails.count() == 1
+    # Not a partner's order, credited to nobody: neither look-up runs.
+    assert not [q for q in queries.captured_queries if "distribution_" in q["sql"]]

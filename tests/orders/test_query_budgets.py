@@ -5,27 +5,33 @@ Set in issue 6 to what the paid path then took, as the test database counts them
 after commit (the delivery email's dispatch, a top-up's first step) is not
 counted: in tests it would run the Celery task eagerly.
 
-| request | before issue 6 | issue 6 | paid path, session 4 |
-|---|---|---|---|
-| checkout POST, one card-code line | 16 | 13 (15 with risk, issue 7) | 10 with risk |
-| sandbox pay page GET | 1 | 1 | 1 |
-| sandbox pay page POST (pay) | 5 | 2 | 2 |
-| notify of a card-code order | 18 | 12 | 10 |
-| notify of a top-up order | 15 | 13 | 12 |
-| notify of a bundle (card code + top-up) | 18 | 16 | 15 |
-| the same notify again (the gateway's retry) | 6 | 6 | 6 |
+| request | before issue 6 | issue 6 | paid path, session 4 | session 5b |
+|---|---|---|---|---|
+| checkout POST, one card-code line | 16 | 13 (15 with risk, issue 7) | 10 with risk | 9 |
+| sandbox pay page GET | 1 | 1 | 1 | 1 |
+| sandbox pay page POST (pay) | 5 | 2 | 2 | 2 |
+| notify of a card-code order | 18 | 12 | 10 | 7 |
+| notify of a top-up order | 15 | 13 | 12 | 11 |
+| notify of a bundle (card code + top-up) | 18 | 16 | 15 | 12 |
+| the same notify again (the gateway's retry) | 6 | 6 | 6 | 6 |
 
 Session 4 (docs/PERFORMANCE.md, "Paid path, session 4"): on PostgreSQL the
 order, its line, its event and the code reservation are one statement; the
 sandbox trade is opened in one; the order's move, its events and the email row
 are one; the email's `queued_at` is written by the worker.
 
+Session 5b (docs/PERFORMANCE.md, "Paid path, session 5b"): the notify's code
+sale is one statement with its read of the lines, the lines' move one with the
+order's; an order that is not `partnered` (no attribution, no partner order) is
+not looked up by distribution's receivers; the checkout's risk evaluation is
+one INSERT, linked to its order, once the order is made.
+
 The checkout POST here reads the session from the cache (cached_db) but the SKU
 from the database: each test starts with an empty cache, where a running shop
 has it cached (catalog/cache.py).
 
-Issue 7 (risk): the checkout POST records its risk evaluation (one INSERT) and
-links it to the order it made (one UPDATE, risk_checkout_confirm). The active
+Issue 7 (risk): the checkout POST records its risk evaluation (one INSERT, with
+the order it made: risk_checkout_confirm; session 4 linked it by an UPDATE). The active
 rules are read once per process and rule change (risk/cache.py): warm here, as
 in a running shop. With no paid-stage rule active the notify asks nothing more.
 """
@@ -55,12 +61,12 @@ from tests.factories.fulfillment import (
 
 pytestmark = pytest.mark.django_db
 
-CHECKOUT_POST_MAX_QUERIES = 10  # 8 + the risk evaluation's INSERT and its link
+CHECKOUT_POST_MAX_QUERIES = 9  # 8 + the risk evaluation's INSERT
 PAY_PAGE_GET_MAX_QUERIES = 1
 PAY_PAGE_POST_MAX_QUERIES = 2
-NOTIFY_CARD_CODE_MAX_QUERIES = 10
-NOTIFY_TOPUP_MAX_QUERIES = 12
-NOTIFY_BUNDLE_MAX_QUERIES = 15
+NOTIFY_CARD_CODE_MAX_QUERIES = 7
+NOTIFY_TOPUP_MAX_QUERIES = 11
+NOTIFY_BUNDLE_MAX_QUERIES = 12
 NOTIFY_REPEATED_MAX_QUERIES = 6
 
 NOTIFY_URL = reverse("orders:payment-notify", args=["sandbox"])

@@ -120,6 +120,18 @@ def test_a_double_click_is_one_order_counted_once(card):
     assert Order.objects.count() == 2
 
 
+def test_every_checkout_is_recorded_once_and_linked_only_to_the_order_it_made(card):
+    alice = _shopper()
+
+    _buy(alice, "t1")
+    _buy(alice, "t1")  # a double click: the same order, not linked again
+
+    order = Order.objects.get()
+    assert list(
+        RiskEvaluation.objects.order_by("pk").values_list("decision", "order_id")
+    ) == [("allow", order.id), ("allow", None)]
+
+
 def test_a_double_click_past_the_limit_still_finds_its_order(card):
     RiskRuleFactory(name="设备频率", subject=Subject.DEVICE, threshold=1)
     alice = _shopper()
