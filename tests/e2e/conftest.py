@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,8 @@ def browser():
         # (asgiref's context-local); close it so the test database can be dropped.
         connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+# Where the sandbox's pay page sends a shopper back: their order, marked so that
+# the page asks the gateway (orders/services/payment_return.py).
+BACK_FROM_SANDBOX = re.compile(r"/orders/KQ[0-9A-Z]+/\?paying=sandbox$")

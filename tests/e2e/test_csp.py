@@ -17,7 +17,7 @@ from django.test import Client
 from playwright.sync_api import expect
 
 from fulfillment.models import CardCode
-from tests.e2e.conftest import PHONE
+from tests.e2e.conftest import BACK_FROM_SANDBOX, PHONE
 from tests.factories.accounts import UserFactory
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
@@ -107,7 +107,7 @@ def test_shopper_pages_work_under_the_csp(browser, shop):
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")
     page.get_by_role("button", name="确认支付").click()
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
     page.get_by_role("button", name="显示卡密").first.click()  # fetch, then in place
     expect(page.locator("[data-code-value]").first).to_contain_text("TXCSPCODE")
     assert watched.violations() == []

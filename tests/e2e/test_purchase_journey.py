@@ -6,7 +6,7 @@ import pytest
 
 from fulfillment.models import CodeAccessLog
 from orders.models import Order
-from tests.e2e.conftest import SHOTS
+from tests.e2e.conftest import BACK_FROM_SANDBOX, SHOTS
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.fulfillment import stock_codes
 
@@ -63,7 +63,7 @@ def test_shopper_signs_up_buys_pays_and_reveals_code(browser, shop, viewport):
     page.get_by_role("button", name="确认支付").click()
 
     # the order page: delivered, code masked until revealed
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
     order = Order.objects.get()
     assert order.status == Order.Status.DELIVERED
     code_value = page.locator("[data-code-value]").first

@@ -17,7 +17,7 @@ from django.test import Client
 
 from distribution.models import CommissionEntry, CustomerBinding, OrderAttribution
 from orders.models import Order
-from tests.e2e.conftest import PHONE, SHOTS
+from tests.e2e.conftest import BACK_FROM_SANDBOX, PHONE, SHOTS
 from tests.factories.accounts import UserFactory
 from tests.factories.catalog import PlatformFactory, ProductFactory, SkuFactory
 from tests.factories.distribution import ResellerFactory, TierFactory, rule_set
@@ -101,7 +101,7 @@ def test_a_shopper_buys_through_a_share_link_and_the_reseller_sees_it_pending(
     shopper.get_by_role("button", name="提交订单并支付").click()
     shopper.wait_for_url("**/pay/sandbox/**")
     shopper.get_by_role("button", name="确认支付").click()
-    shopper.wait_for_url("**/orders/KQ*/")
+    shopper.wait_for_url(BACK_FROM_SANDBOX)
 
     order = Order.objects.get()
     assert order.status == Order.Status.DELIVERED
@@ -147,7 +147,7 @@ def test_a_shopper_buys_in_a_substore_at_its_price(browser, shop):
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")
     page.get_by_role("button", name="确认支付").click()
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
 
     order = Order.objects.get()
     assert (order.status, order.total_amount) == (

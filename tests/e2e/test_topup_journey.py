@@ -22,7 +22,7 @@ from fulfillment.models import CodeAccessLog, SupplierAttempt, TopUp
 from fulfillment.services import supplier_refresh, topup_advance, topup_sweep
 from fulfillment.tasks import topup_advance_task
 from orders.models import Order, OrderLine
-from tests.e2e.conftest import PHONE, SHOTS
+from tests.e2e.conftest import BACK_FROM_SANDBOX, PHONE, SHOTS
 from tests.factories.accounts import PASSWORD, UserFactory
 from tests.factories.catalog import (
     BundleItemFactory,
@@ -225,7 +225,7 @@ def test_topup_journey_bad_account_then_live_progress_to_credited(
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")
     page.get_by_role("button", name="确认支付").click()
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
     topup = TopUp.objects.get()
     assert topup.status == TopUp.Status.PENDING
     _wait_badge(page, "月卡直充", "已提交")
@@ -292,7 +292,7 @@ def test_bundle_journey_top_up_part_refused_card_part_delivered(
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")
     page.get_by_role("button", name="确认支付").click()
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
 
     # the card part is delivered; the top-up part came back with its share
     order = Order.objects.get()
@@ -342,7 +342,7 @@ def test_revealed_code_stays_revealed_when_the_live_page_updates(
     page.get_by_role("button", name="提交订单并支付").click()
     page.wait_for_url("**/pay/sandbox/**")
     page.get_by_role("button", name="确认支付").click()
-    page.wait_for_url("**/orders/KQ*/")
+    page.wait_for_url(BACK_FROM_SANDBOX)
 
     # the card part is out, the top-up part is with the (slow) supplier
     _wait_badge(page, "月卡直充", "充值中")
