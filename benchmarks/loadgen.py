@@ -239,10 +239,10 @@ ORDER BY expires_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 INSERT_ORDER = """
 INSERT INTO orders_order (number, user_id, email, status, total_amount, paid_amount,
-    refunded_amount, currency, client_token, ip_address, device_id, created_at, updated_at,
-    expires_at)
+    refunded_amount, currency, client_token, ip_address, device_id, partnered, created_at,
+    updated_at, expires_at)
 VALUES (%(number)s, %(user)s, %(email)s, 'pending', %(price)s, 0, 0, 'CNY', %(token)s,
-    '127.0.0.1', '', now(), now(), now() + interval '15 minutes')
+    '127.0.0.1', '', false, now(), now(), now() + interval '15 minutes')
 RETURNING id
 """
 INSERT_LINE = """
