@@ -215,3 +215,21 @@ def test_the_sold_out_answer_with_the_cache_down(
     assert response.status_code == 409
     assert "月卡 已售罄" in response.text
     assert Order.objects.count() == 1
+
+
+def test_the_sold_out_page_links_only_to_pages_a_guest_can_open(
+    alice, flash, django_capture_on_commit_callbacks
+):
+    """One page for every late buyer, guests too: none of its links ends at a login."""
+    _sell_out(_signed_in(alice), django_capture_on_commit_callbacks)
+    page = _buy(_signed_in(alice), "late").text
+    section = page[page.index('class="card empty-state"') :]
+    links = re.findall(r'href="([^"]+)"', section[: section.index("</section>")])
+
+    guest = Client()
+    answers = {link: guest.get(link.replace("&amp;", "&")) for link in links}
+
+    assert len(links) == 2
+    assert {link: r.status_code for link, r in answers.items()} == dict.fromkeys(
+        links, 200
+    )
