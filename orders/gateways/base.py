@@ -69,13 +69,18 @@ class RefundState:
     `processing`: the gateway accepted the refund and settles it later (WeChat
     Pay: seconds for change, days for a bank card); its result notify or
     `refund_query` tells how it ended. `detail` is the gateway's own word for
-    the state ("ABNORMAL"), for the operator.
+    the state ("ABNORMAL"), for the operator. `closed`: the gateway closed the
+    number for good with nothing refunded under it (WeChat Pay's CLOSED): the same
+    number can never refund, so a retry asks under a new one. A failure that may
+    still move money (WeChat's ABNORMAL, settled on the merchant platform) is
+    never `closed`: a new number there could refund twice.
     """
 
     refund_no: str
     status: Literal["succeeded", "processing", "failed"]
     amount: Decimal | None  # None where the gateway does not say
     detail: str = ""
+    closed: bool = False
 
 
 @dataclass(frozen=True)

@@ -496,9 +496,11 @@ class WechatGateway:
             unknown="wechat pay refund query: unknown status",
         )
         amount = payload.get("amount")
+        word = str(payload.get("status"))
         return RefundState(
             refund_no=refund_no,
             status=status,
             amount=yuan(amount.get("refund")) if isinstance(amount, dict) else None,
-            detail=str(payload.get("status")),
+            detail=word,
+            closed=word == "CLOSED",
         )

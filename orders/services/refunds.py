@@ -43,6 +43,7 @@ from orders.models import (
     Refund,
     RefundLine,
 )
+from orders.models.orders import new_token
 from orders.services.delivery import order_settle
 from orders.services.emails import order_email_queue
 from orders.signals import order_lines_refunded
@@ -222,6 +223,10 @@ def refund_submit(*, refund_id: int, now: dt.datetime | None = None) -> bool:
             state = gateway.refund_query(
                 payment=refund.payment, refund_no=refund.refund_no
             )
+            if state is not None and state.closed:
+                if not _refund_number_renewed(refund, closed=state):
+                    return False
+                state = None
         if state is None or state.status == "failed":
             state = gateway.refund(
                 payment=refund.payment, amount=refund.amount, refund_no=refund.refund_no
@@ -241,6 +246,35 @@ def refund_submit(*, refund_id: int, now: dt.datetime | None = None) -> bool:
         )
         return False
     return refund_mark_succeeded(refund_id=refund_id, now=now)
+
+
+def _refund_number_renewed(refund: Refund, *, closed: RefundState) -> bool:
+    """The gateway closed this refund's number for good: the refund asks again
+    under a new one (the old can never refund). Recorded on the order's timeline
+    with the number it replaces. False when the refund moved meanwhile."""
+    old = refund.refund_no
+    with transaction.atomic():
+        renewed = Refund.objects.filter(
+            pk=refund.pk, status=RS.PROCESSING, refund_no=old
+        ).update(refund_no=new_token())
+        if not renewed:
+            return False
+        refund.refresh_from_db(fields=["refund_no"])
+        OrderEvent.objects.create(
+            order_id=refund.order_id,
+            kind=OrderEvent.Kind.REFUND_REQUESTED,
+            detail={
+                "refund_no": refund.refund_no,
+                "replaces": old,
+                "gateway_state": closed.detail[:20],
+            },
+        )
+    logger.info(
+        "refund number %s closed by the gateway; asking again as %s",
+        old,
+        refund.refund_no,
+    )
+    return True
 
 
 def _error_text(exc: Exception) -> str:

@@ -67,7 +67,12 @@ class Trade:
 
     @property
     def refunded(self) -> int:
-        return sum(r["amount"]["refund"] for r in self.refunds.values())
+        """Fen refunded or on their way: a CLOSED refund gave its amount back."""
+        return sum(
+            r["amount"]["refund"]
+            for r in self.refunds.values()
+            if r.get("status") != "CLOSED"
+        )
 
 
 class WechatStandin:

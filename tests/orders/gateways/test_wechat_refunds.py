@@ -319,3 +319,56 @@ def test_stand_in_sends_the_result_notify_over_http_and_it_settles(
     assert refunded_emails(order) == 1
     deliveries = [d for d in wechat.notifier.log if "/refund/" in d.url]
     assert [d.acknowledged for d in deliveries] == [True]
+
+
+def test_refund_wechat_closed_is_asked_again_under_a_new_number_on_the_retry(
+    client, wechat, order, accepted, staff, django_capture_on_commit_callbacks
+):
+    """A CLOSED number can never refund: the retry would fail for ever under it."""
+    wechat.refund_settle(accepted.refund_no, "CLOSED", notify=False)
+    post(client, wechat.refund_callback(accepted.refund_no))
+    closed_no = accepted.refund_no
+    wechat.refund_settle_auto = True  # this time WeChat settles at once
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert refund_retry(refund_id=accepted.pk, actor=staff)
+
+    accepted.refresh_from_db()
+    order.refresh_from_db()
+    refunds = wechat.trades[order.number].refunds
+    assert accepted.refund_no != closed_no
+    assert refunds[closed_no]["status"] == "CLOSED"
+    assert refunds[accepted.refund_no]["status"] == "SUCCESS"
+    renewed = OrderEvent.objects.get(order=order, detail__replaces=closed_no)
+    assert renewed.detail == {
+        "refund_no": accepted.refund_no,
+        "replaces": closed_no,
+        "gateway_state": "CLOSED",
+    }
+    # Its result notify settles it, once, for the amount asked.
+    post(client, wechat.refund_callback(accepted.refund_no))
+    accepted.refresh_from_db()
+    order.refresh_from_db()
+    assert accepted.status == Refund.Status.SUCCEEDED
+    assert order.refunded_amount == Decimal("50.00")
+    assert refunded_emails(order) == 1
+
+
+def test_refund_wechat_abnormal_keeps_its_number_on_the_retry(
+    client, wechat, order, accepted, staff, django_capture_on_commit_callbacks
+):
+    """ABNORMAL money may still reach the shopper (settled on WeChat's platform):
+    a new number could refund twice, so the retry asks under the same one."""
+    wechat.refund_settle(accepted.refund_no, "ABNORMAL", notify=False)
+    post(client, wechat.refund_callback(accepted.refund_no))
+    number = accepted.refund_no
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert refund_retry(refund_id=accepted.pk, actor=staff)
+
+    accepted.refresh_from_db()
+    order.refresh_from_db()
+    assert accepted.refund_no == number
+    assert accepted.status == Refund.Status.FAILED
+    assert list(wechat.trades[order.number].refunds) == [number]
+    assert order.refunded_amount == Decimal("0.00")
