@@ -24,7 +24,8 @@ from orders.gateways.base import (
     RefundNotifying,
     RefundState,
 )
-from orders.gateways.wechat import WechatConfig, WechatGateway
+from orders.gateways.wechat import WechatGateway
+from orders.gateways.wechat_client import WechatConfig
 
 
 @lru_cache(maxsize=4)

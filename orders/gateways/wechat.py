@@ -4,7 +4,7 @@ Platform public key mode: WeChat's answers and callbacks are verified with the
 public key the merchant platform hands out (no certificate download at start).
 Our requests carry the SDK's WECHATPAY2-SHA256-RSA2048 Authorization header; the
 SDK's transport (requests) is replaced by config/lib/http.py, sending exactly the
-bytes that were signed. A callback is verified and its AEAD_AES_256_GCM resource
+bytes that were signed (orders/gateways/wechat_client.py). A callback is verified and its AEAD_AES_256_GCM resource
 decrypted by the SDK; it is acted on only when fresh, for our mchid and appid.
 
 Refunds are accepted (PROCESSING) and settled later; the result comes by callback
@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -26,13 +25,8 @@ from urllib.parse import quote
 from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from wechatpayv3 import WeChatPay, WeChatPayType
-from wechatpayv3.core import Core
-from wechatpayv3.type import RequestType
-from wechatpayv3.utils import build_authorization
+from wechatpayv3 import WeChatPayType
 
-from config.lib.http import http_request
-from config.lib.money import CENT
 from orders.gateways.base import (
     BEIJING,
     Ack,
@@ -44,9 +38,15 @@ from orders.gateways.base import (
     ParsedRefundNotify,
     RefundState,
     fields_require,
-    gateway_refusal,
     order_items_text,
     state_map,
+)
+from orders.gateways.wechat_client import (
+    WechatClient,
+    WechatConfig,
+    answer,
+    fen,
+    yuan,
 )
 
 if TYPE_CHECKING:
@@ -85,133 +85,6 @@ REFUND_STATUS: dict[str, Literal["succeeded", "processing", "failed"]] = {
 }
 
 
-@dataclass(frozen=True)
-class WechatConfig:
-    mchid: str
-    appid: str
-    cert_serial_no: str
-    private_key: str
-    apiv3_key: str
-    public_key: str
-    public_key_id: str
-    api_url: str
-
-    @classmethod
-    def from_settings(cls) -> WechatConfig | None:
-        """None while WeChat Pay is off (settings refuse to start half-configured)."""
-        if not settings.PAYMENT_WECHAT_ENABLED:
-            return None
-        return cls(
-            mchid=settings.WECHAT_PAY_MCHID,
-            appid=settings.WECHAT_PAY_APPID,
-            cert_serial_no=settings.WECHAT_PAY_CERT_SERIAL_NO,
-            private_key=settings.WECHAT_PAY_PRIVATE_KEY,
-            apiv3_key=settings.WECHAT_PAY_APIV3_KEY,
-            public_key=settings.WECHAT_PAY_PUBLIC_KEY,
-            public_key_id=settings.WECHAT_PAY_PUBLIC_KEY_ID,
-            api_url=settings.WECHAT_PAY_API_URL.rstrip("/"),
-        )
-
-
-def fen(amount: Decimal) -> int:
-    return int((amount / CENT).to_integral_exact())
-
-
-def yuan(value: object) -> Decimal | None:
-    return Decimal(value) * CENT if isinstance(value, int) and value >= 0 else None
-
-
-class _Core(Core):  # type: ignore[misc]  # the SDK is untyped
-    """The SDK's signing and verification over our HTTP wrapper."""
-
-    def __init__(self, config: WechatConfig) -> None:
-        super().__init__(
-            mchid=config.mchid,
-            cert_serial_no=config.cert_serial_no,
-            private_key=config.private_key,
-            apiv3_key=config.apiv3_key,
-            public_key=config.public_key,
-            public_key_id=config.public_key_id,
-        )
-        self._gate_way = config.api_url
-
-    def request(
-        self,
-        path: str,
-        method: RequestType = RequestType.GET,
-        data: Any = None,
-        skip_verify: bool = False,
-        sign_data: Any = None,
-        files: Any = None,
-        cipher_data: bool = False,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, str]:
-        """Sign, send, verify: the SDK's request, with the signed bytes sent as such.
-
-        Raises: GatewayUnavailable when a 2xx answer does not verify, httpx.HTTPError.
-        """
-        body = json.dumps(data) if data is not None else ""
-        authorization = build_authorization(
-            path,
-            method.value,
-            self._mchid,
-            self._cert_serial_no,
-            self._private_key,
-            data=body,
-        )
-        response = http_request(
-            method.value,
-            self._gate_way + path,
-            content=body.encode() if method != RequestType.GET else None,
-            headers={
-                **(headers or {}),
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-                "Authorization": authorization,
-                "Wechatpay-Serial": self._public_key_id,
-            },
-        )
-        if 200 <= response.status_code < 300 and not skip_verify:
-            try:
-                verified = self._verify_signature(response.headers, response.text)
-            except Exception:  # the SDK raises bare Exception
-                verified = False
-            if not verified:
-                raise GatewayUnavailable("wechat pay reply signature does not verify")
-        return response.status_code, response.text
-
-
-class WechatClient(WeChatPay):  # type: ignore[misc]  # the SDK is untyped
-    def __init__(self, config: WechatConfig) -> None:
-        super().__init__(
-            wechatpay_type=WeChatPayType.NATIVE,
-            mchid=config.mchid,
-            private_key=config.private_key,
-            cert_serial_no=config.cert_serial_no,
-            appid=config.appid,
-            apiv3_key=config.apiv3_key,
-            public_key=config.public_key,
-            public_key_id=config.public_key_id,
-        )
-        self._core = _Core(config)
-
-
-def _answer(code: int, text: str) -> dict[str, Any]:
-    """The JSON of a 2xx answer; a 5xx is worth retrying, a 4xx is a refusal."""
-    if code >= 500:
-        raise GatewayUnavailable(f"wechat pay answered HTTP {code}")
-    try:
-        payload = json.loads(text) if text else {}
-    except ValueError:
-        raise GatewayUnavailable("wechat pay answered something not JSON") from None
-    if not isinstance(payload, dict):
-        raise GatewayUnavailable("wechat pay answered something not an object")
-    if code >= 300:
-        detail = f"{payload.get('code', code)} {str(payload.get('message', ''))[:120]}"
-        raise gateway_refusal("wechat pay", detail, code=payload.get("code"))
-    return payload
-
-
 class WechatGateway:
     name = "wechat"
     label = _("微信支付")
@@ -248,7 +121,7 @@ class WechatGateway:
             "notify_url": notify_url,
         }
         if client == "phone":
-            payload = _answer(
+            payload = answer(
                 *self.client.pay(
                     pay_type=WeChatPayType.H5,
                     scene_info={
@@ -263,7 +136,7 @@ class WechatGateway:
                 raise GatewayUnavailable("wechat pay answered no h5_url")
             # WeChat sends the shopper back here once they leave its cashier.
             return f"{h5_url}&redirect_url={quote(return_url, safe='')}"
-        payload = _answer(*self.client.pay(pay_type=WeChatPayType.NATIVE, **common))
+        payload = answer(*self.client.pay(pay_type=WeChatPayType.NATIVE, **common))
         code_url = str(payload.get("code_url", ""))
         if not code_url:
             raise GatewayUnavailable("wechat pay answered no code_url")
@@ -430,7 +303,7 @@ class WechatGateway:
         if code == 404:
             return None
         try:
-            return self._trade(_answer(code, text))
+            return self._trade(answer(code, text))
         except NotifyRejected as exc:
             raise GatewayUnavailable(f"wechat pay query: {exc.message}") from None
 
@@ -444,7 +317,7 @@ class WechatGateway:
         if code == 404:
             return
         try:
-            _answer(code, text)
+            answer(code, text)
         except GatewayError as exc:
             if exc.code != "ORDER_CLOSED":
                 raise
@@ -462,7 +335,7 @@ class WechatGateway:
         Raises: GatewayError when refused or ended CLOSED/ABNORMAL.
         """
         base = settings.PAYMENT_NOTIFY_BASE_URL or settings.SITE_URL
-        payload = _answer(
+        payload = answer(
             *self.client.refund(
                 out_refund_no=refund_no,
                 transaction_id=payment.trade_no,
@@ -489,7 +362,7 @@ class WechatGateway:
         code, text = self.client.query_refund(out_refund_no=refund_no)
         if code == 404:
             return None
-        payload = _answer(code, text)
+        payload = answer(code, text)
         status = state_map(
             REFUND_STATUS,
             payload.get("status"),
