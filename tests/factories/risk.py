@@ -13,6 +13,10 @@ from risk.models import RiskListEntry, RiskRule, Subject
 # Rules made by the factory have existed this long: the Redis counters are
 # complete for their windows (risk/counters.py), as in a shop that has run a while.
 RULE_AGE = dt.timedelta(days=90)
+# The risk tests' fixed clock (tests/risk/conftest.py T0) is on this day: a rule is
+# aged from the earlier of it and the real clock, so it has existed RULE_AGE at
+# T0 however long after that day the suite runs.
+FIXED_CLOCK_DAY = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
 
 class RiskRuleFactory(factory.django.DjangoModelFactory):
@@ -30,7 +34,7 @@ class RiskRuleFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def aged(obj, create, extracted, **kwargs):
         if create and extracted is not False:
-            when = timezone.now() - RULE_AGE
+            when = min(timezone.now(), FIXED_CLOCK_DAY) - RULE_AGE
             RiskRule.objects.filter(pk=obj.pk).update(
                 updated_at=when, counting_since=when
             )
