@@ -56,11 +56,50 @@ def _balances_from_rows(rows: list[CommissionEntry]) -> Balances:
     return Balances(**sums)
 
 
-def commissions_reconcile(*, now: dt.datetime | None = None) -> list[Discrepancy]:
-    """Every discrepancy in the commission ledger, per reseller (see the module docstring)."""
+# Resellers whose ledgers are read at once: memory holds one batch's rows, never
+# the whole ledger (a reseller's earns and clawbacks are always in one batch).
+RESELLER_BATCH = 200
+# What the checks read of a row and its line: no other column is loaded.
+ENTRY_FIELDS = (
+    "id",
+    "reseller",
+    "kind",
+    "state",
+    "level",
+    "rate",
+    "amount",
+    "available_at",
+    "payout",
+    "reverses",
+    "order_line",
+    "order_line__amount",
+    "order_line__refunded_amount",
+)
+
+
+def commissions_reconcile(
+    *, now: dt.datetime | None = None, batch: int = RESELLER_BATCH
+) -> list[Discrepancy]:
+    """Every discrepancy in the commission ledger, per reseller (see the module
+    docstring), read `batch` resellers at a time."""
     now = now or timezone.now()
-    codes = dict(Reseller.objects.values_list("pk", "referral_code"))
-    entries = list(CommissionEntry.objects.select_related("order_line").order_by("pk"))
+    ids = list(Reseller.objects.order_by("pk").values_list("pk", flat=True))
+    found: list[Discrepancy] = []
+    for start in range(0, len(ids), batch):
+        found += _reconcile_batch(ids[start : start + batch], now=now)
+    return found
+
+
+def _reconcile_batch(reseller_ids: list[int], *, now: dt.datetime) -> list[Discrepancy]:
+    codes = dict(
+        Reseller.objects.filter(pk__in=reseller_ids).values_list("pk", "referral_code")
+    )
+    entries = list(
+        CommissionEntry.objects.filter(reseller_id__in=reseller_ids)
+        .select_related("order_line")
+        .only(*ENTRY_FIELDS)
+        .order_by("pk")
+    )
     by_reseller: dict[int, list[CommissionEntry]] = defaultdict(list)
     for entry in entries:
         by_reseller[entry.reseller_id].append(entry)
@@ -111,7 +150,7 @@ def _check_payouts(
         PS.REQUESTED: CE.State.AVAILABLE,
         PS.APPROVED: CE.State.PAID,
     }
-    for payout in Payout.objects.order_by("pk"):
+    for payout in Payout.objects.filter(reseller_id__in=codes).order_by("pk"):
         sums = dict(held.get(payout.pk, {}))
         want = expected_state.get(payout.status)
         expected = {want: payout.amount} if want else {}

@@ -103,3 +103,20 @@ def test_reconcile_catches_a_paid_entry_without_a_payout(books, bob):
 
     assert any(f"reseller {bob.referral_code}" in line for line in found)
     assert any("payout #" in line and "requested" in line for line in found)
+
+
+def test_reconcile_reads_the_ledger_a_batch_of_resellers_at_a_time(
+    books, bob, carol, django_assert_num_queries
+):
+    """The same findings whatever the batch, and statements per batch, not per row."""
+    entry = CommissionEntry.objects.filter(reseller=bob, state="available").first()
+    CommissionEntry.objects.filter(pk=entry.pk).update(payout=None)
+    whole = [str(d) for d in commissions_reconcile()]
+
+    # The reseller ids, then per batch: codes, entries with their lines,
+    # balances, payouts.
+    with django_assert_num_queries(1 + 2 * 4):
+        one_by_one = [str(d) for d in commissions_reconcile(batch=1)]
+
+    assert whole  # bob's open payout no longer holds what it asks
+    assert sorted(one_by_one) == sorted(whole)
