@@ -61,7 +61,7 @@ def shopper_actor(request: HttpRequest, order: Order) -> User | None:
 
 
 def order_page_context(
-    request: HttpRequest, order: Order, *, paying: str = ""
+    request: HttpRequest, order: Order, *, paying: str = "", chosen_gateway: str = ""
 ) -> dict[str, Any]:
     """The order page's context for this visitor: selectors.order_page_context,
     "pay now"'s form on a pending order, and `guest_order` for a visitor not
@@ -69,11 +69,12 @@ def order_page_context(
     order list, so their way back is the lookup, not "my orders" (a login page).
     Anyone logged in keeps "my orders": it works for them, and lists the guest
     orders of their verified emails to claim (orders/guest.py). `paying`: see
-    selectors.order_page_context."""
+    selectors.order_page_context. `chosen_gateway`: picked in advance in "pay now"
+    (the gateway the shopper came back from)."""
     context = selectors.order_page_context(order=order, paying=paying)
     context["guest_order"] = not request.user.is_authenticated
     if order.status == Order.Status.PENDING:  # "pay now", with its gateway picker
-        context["pay_form"] = PayForm()
+        context["pay_form"] = PayForm(chosen=chosen_gateway)
     return context
 
 

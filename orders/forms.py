@@ -153,9 +153,13 @@ class PayForm(forms.Form):
 
     gateway = _gateway_field()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, chosen: str = "", **kwargs: Any) -> None:
+        """`chosen`: the gateway the shopper last went to pay with (the order
+        page's ?paying=), picked in advance when it is still offered."""
         super().__init__(*args, **kwargs)
         _gateway_offer(self)
+        if chosen and chosen in {g.name for g in gateways_all()}:
+            self.initial["gateway"] = chosen
 
     def clean_gateway(self) -> str:
         return _gateway_clean(self.cleaned_data.get("gateway"))

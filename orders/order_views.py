@@ -87,7 +87,10 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         if check == "paid":
             order = shopper_order_or_404(request, number)  # paid, maybe delivered
     context = order_page_context(
-        request, order, paying=paying if check == "confirming" else ""
+        request,
+        order,
+        paying=paying if check == "confirming" else "",
+        chosen_gateway=paying,
     )
     context["guest_access_url"] = guest.token_show_take(request.session, order)
     return render(request, "orders/order_detail.html", context)

@@ -4,13 +4,17 @@ the field; with a single method, no picker."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
 from orders.guest import access_token
 from orders.models import Order, SandboxTrade
 from orders.services import order_place
+from orders.services.payment_return import RETURN_CONFIRM_FOR
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import stock_codes
 from tests.orders.gateways.conftest import alipay, app_key  # noqa: F401  (fixtures)
@@ -54,6 +58,36 @@ def test_the_order_page_offers_each_enabled_gateway_the_first_chosen(
     assert 'value="wechat"' not in form  # not enabled
     assert form.count("checked") == 1
     assert form.index("checked") < form.index('value="sandbox"')
+
+
+def _checked(form: str) -> list[str]:
+    return [
+        part.split('value="', 1)[1].split('"', 1)[0]
+        for part in form.split("<input")[1:]
+        if "checked" in part.split(">", 1)[0]
+    ]
+
+
+@pytest.mark.usefixtures("alipay")
+@pytest.mark.parametrize(
+    ("came_back_from", "picked"),
+    [("sandbox", ["sandbox"]), ("alipay", ["alipay"]), ("wechat", ["alipay"])],
+)
+def test_back_from_a_gateway_pay_now_has_that_gateway_picked(
+    alice_client, order, came_back_from, picked
+):
+    """Back from a cashier unpaid (the "confirming" window over), "pay now" offers
+    the same method first; one no longer offered (wechat is off here) leaves the
+    first enabled picked."""
+    cache.set(
+        f"orders:paying-since:{order.number}", time.time() - RETURN_CONFIRM_FOR - 1
+    )
+    html = alice_client.get(
+        reverse("orders:order-detail", args=[order.number]),
+        {"paying": came_back_from},
+    ).content.decode()
+
+    assert _checked(_pay_form(html)) == picked
 
 
 def test_pay_now_sends_the_shopper_to_the_chosen_gateway(
