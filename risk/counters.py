@@ -28,6 +28,7 @@ by adding it to what the orders tables hold (the order itself excluded).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
@@ -179,6 +180,7 @@ def _client(url: str) -> tuple[redis.Redis, Any]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # a checkout digests its device, IP... per set
 def _digest(value: str) -> str:
     return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 

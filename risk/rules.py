@@ -351,6 +351,19 @@ CHECKS: Mapping[str, _Check] = {
 }
 
 
+# The kinds `rule_query` may give a count for (the others need none).
+COUNTING_KINDS = frozenset(
+    {
+        Kind.VELOCITY_ORDERS,
+        Kind.VELOCITY_AMOUNT,
+        Kind.SKU_LIMIT,
+        Kind.NEW_ACCOUNT,
+        Kind.DISTINCT_RECHARGE_ACCOUNTS,
+        Kind.UNPAID_ORDERS,
+    }
+)
+
+
 @dataclass(frozen=True)
 class Plan:
     """One checkout's rules, worked out once (`plan`): the applicable rules in
@@ -368,7 +381,7 @@ def plan(rules: Iterable[RuleSpec], signals: Signals) -> Plan:
     for rule in sorted(rules, key=_priority):
         if rule.kind not in CHECKS or not applies(rule, signals):
             continue
-        query = rule_query(rule, signals)
+        query = rule_query(rule, signals) if rule.kind in COUNTING_KINDS else None
         checks.append((rule, query))
         if query is not None:
             needed[query] = max(needed.get(query, 0.0), rule.since)
