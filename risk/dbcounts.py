@@ -120,11 +120,15 @@ def _one_group(
     for query, value in planned:
         subjects.setdefault(query.subject, _subject(query.subject, value, signals))
         times.setdefault(_time_key(query), _time(query, signals.now))
-    # A condition every row of the WHERE below meets (one subject, or one time
-    # in the group) is not repeated in the FILTERs: fewer predicates to plan.
+    # A lifetime count reads every order of its subject but the cancelled ones:
+    # the times' OR in the WHERE would then keep nearly every row and only cost
+    # planning (~0.12 ms of 0.7), so the FILTERs alone check the times.
+    times_in_where = ("since", None) not in times
+    # A condition every row of the WHERE meets (one subject, or one time in the
+    # group) is not repeated in the FILTERs: fewer predicates to plan.
     for query, _value in planned:
         parts = [subjects[query.subject]] if len(subjects) > 1 else []
-        if len(times) > 1:
+        if len(times) > 1 or not times_in_where:
             parts.append(times[_time_key(query)])
         scope = _scope(query)
         if scope[0]:
@@ -134,6 +138,12 @@ def _one_group(
             [v for _p, ps in parts for v in ps],
         )
         selects.append(_aggregate(query, where, current_ra))
+    times_sql: Fragment = ("", [])
+    if times_in_where:
+        times_sql = (
+            " AND (" + " OR ".join(s for s, _p in times.values()) + ")",
+            [p for _s, ps in times.values() for p in ps],
+        )
     # Constant fragments and model table names; every value is a parameter.
     sql = (
         "SELECT "  # noqa: S608
@@ -142,11 +152,11 @@ def _one_group(
         + f" JOIN {Order._meta.db_table} o ON o.id = l.order_id"
         + " WHERE l.parent_id IS NULL"
         + " AND (" + " OR ".join(s for s, _p in subjects.values()) + ")"
-        + " AND (" + " OR ".join(s for s, _p in times.values()) + ")"
+        + times_sql[0]
     )  # fmt: skip
     params = [p for _s, ps in selects for p in ps]
     params += [p for _s, ps in subjects.values() for p in ps]
-    params += [p for _s, ps in times.values() for p in ps]
+    params += times_sql[1]
     if signals.order_id is not None:
         sql += " AND l.order_id <> %s"
         params.append(signals.order_id)
