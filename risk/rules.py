@@ -1,8 +1,8 @@
 """The risk rules as pure functions: plain values in, a Fired (or None) out.
 
-No ORM and no I/O: risk/services.py builds a RuleSpec from each RiskRule, asks
-risk/counters.py for the counts the rules need (`queries_for`), and calls
-`evaluate`.
+No ORM and no I/O: risk/services.py builds a RuleSpec from each RiskRule, works
+out once per checkout which rules apply and what each counts (`plan`), asks
+risk/counters.py for those counts, and calls `evaluate` with the same plan.
 
 Boundaries: a threshold N means "more than N is stopped". Counts include the
 checkout being assessed, so with a limit of 5 orders the 5th order passes and the
