@@ -1,6 +1,7 @@
 """What the risk engine adds to a checkout, in-process: risk_assess + risk_checkout_confirm.
 
-    .venv/bin/python benchmarks/risk_overhead.py [--checkouts 500] [--history 5000] [--json]
+    .venv/bin/python benchmarks/risk_overhead.py [--checkouts 500] [--history 5000]
+        [--rounds N] [--db-name NAME] [--redis-url URL] [--json]
 
 Sets Django up against a fresh PostgreSQL database (DEBUG off, REDIS_URL set, as
 profile_checkout.py does), loads a history of orders from a few hundred shoppers,
@@ -10,7 +11,9 @@ rules (a realistic mix of every kind, with block/allow lists of a few hundred
 entries), each with Redis counters and with database counters. Prints ms per
 checkout (median, p90, p99), SQL statements and the overhead of the 20 rules over
 none. With 0 rules the engine still reads the rules version and records the
-evaluation: that is the floor of its cost.
+evaluation: that is the floor of its cost. `--rounds N` alternates the four cases
+in N blocks each (the machine's load then drifts over all of them alike).
+KAQUAN_APP_ROOT=<another checkout> measures that checkout's engine (an A/B).
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=50, help="untimed per case")
     p.add_argument("--history", type=int, default=5000, help="orders already placed")
     p.add_argument("--redis-url", default=REDIS_URL)
+    p.add_argument(
+        "--db-name", default=DB_NAME, help="the benchmark database (recreated)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="1: each case in one go; N: the cases take turns in N blocks each",
+    )
     p.add_argument("--json", action="store_true", help="also write results/*.json")
     return p.parse_args()
 
@@ -254,7 +266,10 @@ def create_rules(data: dict[str, Any]) -> None:
     risk_rules_changed()
 
 
-def run_case(data: dict[str, Any], *, n: int, warmup: int) -> dict[str, Any]:
+def run_case(
+    data: dict[str, Any], acc: dict[str, Any], *, n: int, warmup: int, db_name: str
+) -> None:
+    """Time n checkouts (after `warmup` untimed), adding to `acc`."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
@@ -289,9 +304,9 @@ def run_case(data: dict[str, Any], *, n: int, warmup: int) -> dict[str, Any]:
         one()
     with CaptureQueriesContext(connection) as captured:
         one()
-    times: list[float] = []
-    decisions: dict[str, int] = {}
-    backends = {"postgres": lambda: benchlib.pg_backends(DB_NAME)}
+    times: list[float] = acc.setdefault("times", [])
+    decisions: dict[str, int] = acc.setdefault("decisions", {})
+    backends = {"postgres": lambda: benchlib.pg_backends(db_name)}
     with benchlib.CpuAccount(backends) as pg:
         cpu0 = time.process_time()
         for _ in range(n):
@@ -300,20 +315,61 @@ def run_case(data: dict[str, Any], *, n: int, warmup: int) -> dict[str, Any]:
             times.append(time.perf_counter() - t0)
             decisions[action] = decisions.get(action, 0) + 1
         cpu = time.process_time() - cpu0
+    acc["cpu"] = acc.get("cpu", 0.0) + cpu
+    acc["pg"] = acc.get("pg", 0.0) + pg.seconds["postgres"]
+    acc["queries"] = len(captured.captured_queries)
+
+
+def summary(acc: dict[str, Any]) -> dict[str, Any]:
+    times = acc["times"]
+    n = len(times)
     return {
         "median_ms": benchlib.median(times) * 1000,
         "p90_ms": benchlib.percentile(times, 90) * 1000,
         "p99_ms": benchlib.percentile(times, 99) * 1000,
-        "cpu_ms": cpu * 1000 / n,
-        "pg_cpu_ms": pg.seconds["postgres"] * 1000 / n,
-        "queries": len(captured.captured_queries),
-        "decisions": decisions,
+        "cpu_ms": acc["cpu"] * 1000 / n,
+        "pg_cpu_ms": acc["pg"] * 1000 / n,
+        "queries": acc["queries"],
+        "decisions": acc["decisions"],
     }
+
+
+def _interleaved(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
+    """--rounds N: every case runs N blocks of checkouts/N, the four cases taking
+    turns (every other round in reverse order), so that a change in the
+    machine's load falls on all of them alike. 0 rules: the twenty deactivated."""
+    import redis
+    from django.conf import settings
+
+    from risk.cache import risk_rules_changed
+    from risk.counters import EPOCH_KEY
+    from risk.models import RiskRule
+
+    create_rules(data)
+    cases = [(rules, c) for c in ("redis", "db") for rules in (0, 20)]
+    accs: dict[tuple[int, str], dict[str, Any]] = {case: {} for case in cases}
+    redis.Redis.from_url(args.redis_url).set(EPOCH_KEY, 0)
+    block = max(1, args.checkouts // args.rounds)
+    for r in range(args.rounds):
+        for rules, counters in cases if r % 2 == 0 else cases[::-1]:
+            settings.RISK_COUNTERS_REDIS_URL = (
+                args.redis_url if counters == "redis" else ""
+            )
+            RiskRule.objects.update(active=bool(rules))
+            risk_rules_changed()
+            run_case(
+                data,
+                accs[(rules, counters)],
+                n=block,
+                warmup=max(1, args.warmup // args.rounds),
+                db_name=args.db_name,
+            )
+    return {f"{rules} rules, {c}": summary(accs[(rules, c)]) for rules, c in cases}
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     print(f"machine: {benchlib.machine_info()}")
-    benchlib.fresh_django(db_name=DB_NAME, redis_url=args.redis_url)
+    benchlib.fresh_django(db_name=args.db_name, redis_url=args.redis_url)
     import redis
     from django.conf import settings
 
@@ -323,7 +379,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     benchlib.redis_purge_prefix(args.redis_url, "risk")
     data = setup_data(args)
     results: dict[str, Any] = {}
-    for rules in (0, 20):
+    for rules in (0, 20) if args.rounds == 1 else ():
         if rules:
             create_rules(data)
         if RiskRule.objects.filter(active=True).count() != rules:
@@ -335,9 +391,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
             # Counters complete since long ago: the steady state of a running shop.
             redis.Redis.from_url(args.redis_url).set(EPOCH_KEY, 0)
             benchlib.wait_for_quiet()
-            results[f"{rules} rules, {counters}"] = run_case(
-                data, n=args.checkouts, warmup=args.warmup
+            acc: dict[str, Any] = {}
+            run_case(
+                data, acc, n=args.checkouts, warmup=args.warmup, db_name=args.db_name
             )
+            results[f"{rules} rules, {counters}"] = summary(acc)
+    if args.rounds > 1:
+        results = _interleaved(args, data)
     rows = [
         [
             name,

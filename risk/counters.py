@@ -28,6 +28,7 @@ by adding it to what the orders tables hold (the order itself excluded).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import secrets
@@ -59,9 +60,13 @@ _METRIC_CODES = {
     Metric.RECHARGE_ACCOUNTS: "r",
 }
 
-# KEYS[1] the epoch, KEYS[2..] the counter sets.
-# ARGV: now_ms, member, reset_epoch ("1"/"0"), one retention (ms) per set, then
-# (set index, window ms, metric code) per count. Returns {epoch, counts...}.
+# KEYS[1] the epoch, KEYS[2..] the counter sets. ARGV, packed into five
+# strings (a call of ~50 arguments cost more to build and send than the script
+# ran): now_ms, member, reset_epoch ("1"/"0"), then per set "retention_ms
+# scan_ms" (scan: the longest window a sum or distinct count needs, 0 for none),
+# then per count "set_index window_ms metric_code", all space-separated.
+# Returns {epoch, counts...}. Plain counts are ZCOUNTs; each set's members are
+# read and parsed at most once, however many sums and distinct counts ask.
 _SCRIPT = """
 local now = tonumber(ARGV[1])
 local member = ARGV[2]
@@ -73,38 +78,59 @@ if not epoch then
 else
   epoch = tonumber(epoch)
 end
-local pos = 4
-for i = 2, #KEYS do
-  local keep = tonumber(ARGV[pos])
-  pos = pos + 1
+local scan = {}
+local i = 2
+for keep, wide in string.gmatch(ARGV[4], '(%d+) (%d+)') do
+  keep = tonumber(keep)
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - keep)
   redis.call('ZADD', KEYS[i], now, member)
   redis.call('PEXPIRE', KEYS[i], keep)
+  scan[i] = tonumber(wide)
+  i = i + 1
 end
+-- Plain counts now; sums and distinct counts gathered per set, to be read
+-- in one pass over its members below.
 local out = {epoch}
-while pos <= #ARGV do
-  local key = KEYS[tonumber(ARGV[pos])]
-  local since = now - tonumber(ARGV[pos + 1])
-  local metric = ARGV[pos + 2]
-  pos = pos + 3
-  local total = 0
+local sums = {}
+for idx, window, metric in string.gmatch(ARGV[5], '(%d+) (%d+) (%a)') do
+  idx = tonumber(idx)
+  local since = now - tonumber(window)
   if metric == 'n' then
-    total = redis.call('ZCOUNT', key, '(' .. since, '+inf')
+    out[#out + 1] = redis.call('ZCOUNT', KEYS[idx], '(' .. since, '+inf')
   else
-    local seen = {}
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf')) do
-      local cents, qty, ra = string.match(m, '^[^|]*|([^|]*)|([^|]*)|(.*)$')
-      if metric == 'a' then
-        total = total + tonumber(cents)
-      elseif metric == 'q' then
-        total = total + tonumber(qty)
-      elseif ra ~= '' and not seen[ra] then
-        seen[ra] = true
-        total = total + 1
+    out[#out + 1] = 0
+    sums[idx] = sums[idx] or {}
+    table.insert(sums[idx], {#out, since, metric, {}})
+  end
+end
+for idx, asks in pairs(sums) do
+  -- One count alone needs no scores: the range is its window.
+  local alone = #asks == 1
+  local found
+  if alone then
+    found = redis.call('ZRANGEBYSCORE', KEYS[idx], '(' .. (now - scan[idx]), '+inf')
+  else
+    found = redis.call(
+      'ZRANGEBYSCORE', KEYS[idx], '(' .. (now - scan[idx]), '+inf', 'WITHSCORES')
+  end
+  local step = alone and 1 or 2
+  for j = 1, #found, step do
+    local score = alone and 0 or tonumber(found[j + 1])
+    local cents, qty, ra = string.match(found[j], '^[^|]*|([^|]*)|([^|]*)|(.*)$')
+    for _, ask in ipairs(asks) do
+      if alone or score > ask[2] then
+        local at, metric, seen = ask[1], ask[3], ask[4]
+        if metric == 'a' then
+          out[at] = out[at] + tonumber(cents)
+        elseif metric == 'q' then
+          out[at] = out[at] + tonumber(qty)
+        elseif ra ~= '' and not seen[ra] then
+          seen[ra] = true
+          out[at] = out[at] + 1
+        end
       end
     end
   end
-  out[#out + 1] = total
 end
 return out
 """
@@ -154,6 +180,7 @@ def _client(url: str) -> tuple[redis.Redis, Any]:
     return found
 
 
+@functools.lru_cache(maxsize=4096)  # a checkout digests its device, IP... per set
 def _digest(value: str) -> str:
     return hashlib.blake2b(value.encode(), digest_size=8).hexdigest()
 
@@ -172,15 +199,19 @@ def _redis_counts(
 ) -> tuple[dict[Query, Decimal], set[Query], tuple[str, ...]]:
     """Counts from Redis (this checkout added), the queries it cannot answer
     alone (incomplete window) and the hold. Raises: redis.RedisError."""
-    keys: dict[str, int] = {}  # set key -> retention ms
+    keys: dict[str, list[int]] = {}  # set key -> [retention ms, scan ms]
     plan: list[tuple[Query, str, int]] = []  # query, set, window ms
     for query in queries:
         value = counted_value(query.subject, signals)
         if value is None or query.window is None:
             continue
         key = _set_key(query, value)
-        keys[key] = max(keys.get(key, 0), query.window * 1000)
-        plan.append((query, key, query.window * 1000))
+        window_ms = query.window * 1000
+        spans = keys.setdefault(key, [0, 0])
+        spans[0] = max(spans[0], window_ms)
+        if query.metric != Metric.ORDERS:
+            spans[1] = max(spans[1], window_ms)
+        plan.append((query, key, window_ms))
     if not plan:
         return {}, set(), ()
     cents = int((signals.amount * 100).to_integral_value())
@@ -196,10 +227,16 @@ def _redis_counts(
     now_ms = _to_ms(signals.now)
     key_list = list(keys)
     index = {key: i + 2 for i, key in enumerate(key_list)}  # Lua KEYS are 1-based
-    args: list[Any] = [now_ms, member, "1" if _Redis.gap else "0"]
-    args += [keys[k] for k in key_list]
-    for query, key, window_ms in plan:
-        args += [index[key], window_ms, _METRIC_CODES[query.metric]]
+    args = (
+        now_ms,
+        member,
+        "1" if _Redis.gap else "0",
+        " ".join(f"{keep} {scan}" for keep, scan in keys.values()),
+        " ".join(
+            f"{index[key]} {window_ms} {_METRIC_CODES[query.metric]}"
+            for query, key, window_ms in plan
+        ),
+    )
     script = _client(url)[1]
     reply = script(keys=[EPOCH_KEY, *key_list], args=args)
     _Redis.gap = False

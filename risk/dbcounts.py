@@ -1,9 +1,10 @@
 """The risk counts from the orders tables: the database path of risk/counters.py.
 
-One SQL statement per group of subjects: the order's own (IP, device, account:
-one table, so PostgreSQL ORs their indexes order_ip_created_idx,
-order_device_created_idx, order_user_created_idx) and the recharge account
-(orderline_recharge_upper_idx). Every count is one `FILTER`ed aggregate of it.
+One SQL statement: a one-row SELECT per group of subjects, side by side (a
+CROSS JOIN of single rows): the order's own (IP, device, account: one table, so
+PostgreSQL ORs their indexes order_ip_created_idx, order_device_created_idx,
+order_user_created_idx) and the recharge account (orderline_recharge_upper_idx).
+Every count is one `FILTER`ed aggregate of its group's SELECT.
 Each order is counted by its top-level line: a checkout buys one SKU, and a
 bundle's parts sit under its line.
 
@@ -111,21 +112,38 @@ def _current(query: Query, signals: Signals) -> Decimal:
 
 def _one_group(
     signals: Signals, planned: list[tuple[Query, str]], current_ra: str
-) -> list[Any]:
+) -> Fragment:
+    """One group's SELECT: a single row of aggregates, one per query."""
     subjects: dict[str, Fragment] = {}
     times: dict[tuple[str, int | None], Fragment] = {}
     selects: list[Fragment] = []
     for query, value in planned:
-        subject = subjects.setdefault(
-            query.subject, _subject(query.subject, value, signals)
-        )
-        time = times.setdefault(_time_key(query), _time(query, signals.now))
+        subjects.setdefault(query.subject, _subject(query.subject, value, signals))
+        times.setdefault(_time_key(query), _time(query, signals.now))
+    # A lifetime count reads every order of its subject but the cancelled ones:
+    # the times' OR in the WHERE would then keep nearly every row and only cost
+    # planning (~0.12 ms of 0.7), so the FILTERs alone check the times.
+    times_in_where = ("since", None) not in times
+    # A condition every row of the WHERE meets (one subject, or one time in the
+    # group) is not repeated in the FILTERs: fewer predicates to plan.
+    for query, _value in planned:
+        parts = [subjects[query.subject]] if len(subjects) > 1 else []
+        if len(times) > 1 or not times_in_where:
+            parts.append(times[_time_key(query)])
         scope = _scope(query)
+        if scope[0]:
+            parts.append((scope[0].removeprefix(" AND "), scope[1]))
         where = (
-            f"{subject[0]} AND {time[0]}{scope[0]}",
-            [*subject[1], *time[1], *scope[1]],
+            " AND ".join(p for p, _ps in parts) or "TRUE",
+            [v for _p, ps in parts for v in ps],
         )
         selects.append(_aggregate(query, where, current_ra))
+    times_sql: Fragment = ("", [])
+    if times_in_where:
+        times_sql = (
+            " AND (" + " OR ".join(s for s, _p in times.values()) + ")",
+            [p for _s, ps in times.values() for p in ps],
+        )
     # Constant fragments and model table names; every value is a parameter.
     sql = (
         "SELECT "  # noqa: S608
@@ -134,17 +152,15 @@ def _one_group(
         + f" JOIN {Order._meta.db_table} o ON o.id = l.order_id"
         + " WHERE l.parent_id IS NULL"
         + " AND (" + " OR ".join(s for s, _p in subjects.values()) + ")"
-        + " AND (" + " OR ".join(s for s, _p in times.values()) + ")"
+        + times_sql[0]
     )  # fmt: skip
     params = [p for _s, ps in selects for p in ps]
     params += [p for _s, ps in subjects.values() for p in ps]
-    params += [p for _s, ps in times.values() for p in ps]
+    params += times_sql[1]
     if signals.order_id is not None:
         sql += " AND l.order_id <> %s"
         params.append(signals.order_id)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchone())
+    return sql, params
 
 
 def db_counts(signals: Signals, queries: Mapping[Query, float]) -> dict[Query, Decimal]:
@@ -160,9 +176,22 @@ def db_counts(signals: Signals, queries: Mapping[Query, float]) -> dict[Query, D
         if value is not None:
             is_ra = query.subject == Subject.RECHARGE_ACCOUNT
             groups.setdefault(is_ra, []).append((query, value))
+    if not groups:
+        return {}
+    # One statement whatever the groups: each group's one-row SELECT, side by
+    # side (each keeps its own plan and index; one round trip, not two).
+    selects = [_one_group(signals, planned, current_ra) for planned in groups.values()]
+    sql, params = selects[0]
+    if len(selects) > 1:
+        sql = "SELECT * FROM " + " CROSS JOIN ".join(  # noqa: S608 (our fragments)
+            f"({s}) g{i}" for i, (s, _p) in enumerate(selects)
+        )
+        params = [p for _s, ps in selects for p in ps]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = iter(cursor.fetchone())
     counts: dict[Query, Decimal] = {}
     for planned in groups.values():
-        row = _one_group(signals, planned, current_ra)
-        for (query, _value), found in zip(planned, row, strict=True):
-            counts[query] = Decimal(found or 0) + _current(query, signals)
+        for query, _value in planned:
+            counts[query] = Decimal(next(row) or 0) + _current(query, signals)
     return counts

@@ -39,10 +39,13 @@ class Lists:
 
     # (list kind, subject) -> normalised values (IPs excluded)
     values: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
-    # list kind -> prefix length -> networks (single addresses are /32 or /128)
-    networks: Mapping[
-        str, Mapping[int, frozenset[ipaddress.IPv4Network | ipaddress.IPv6Network]]
-    ] = field(default_factory=dict)
+    # list kind -> (IP version, prefix length) -> the networks' prefixes as
+    # integers (the address shifted right by its host bits; single addresses
+    # are /32 or /128): a checkout's IP is matched by shifting its integer, one
+    # set lookup per prefix length in use, no network object built.
+    networks: Mapping[str, Mapping[tuple[int, int], frozenset[int]]] = field(
+        default_factory=dict
+    )
 
 
 # --- normalising what shoppers type ------------------------------------------
@@ -91,6 +94,11 @@ def normalize_recharge_account(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
 
 
+@functools.lru_cache(maxsize=4096)
+def _ip_address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(value)
+
+
 def subject_value(subject: str, signals: Signals) -> str | None:
     """What the checkout is for `subject`, normalised; None when unknown."""
     if subject == Subject.IP:
@@ -131,9 +139,7 @@ def lists_build(entries: Iterable[tuple[str, str, str]]) -> Lists:
     """Lists from (list kind, subject, value) rows; values the admin form
     normalised are normalised again (rows written by other means)."""
     values: dict[tuple[str, str], set[str]] = {}
-    networks: dict[
-        str, dict[int, set[ipaddress.IPv4Network | ipaddress.IPv6Network]]
-    ] = {}
+    networks: dict[str, dict[tuple[int, int], set[int]]] = {}
     for list_kind, subject, raw in entries:
         if subject == Subject.IP:
             try:
@@ -141,7 +147,10 @@ def lists_build(entries: Iterable[tuple[str, str, str]]) -> Lists:
             except ValueError:
                 continue  # the admin form refuses these; never crash a checkout
             by_len = networks.setdefault(list_kind, {})
-            by_len.setdefault(net.prefixlen, set()).add(net)
+            host_bits = net.max_prefixlen - net.prefixlen
+            by_len.setdefault((net.version, net.prefixlen), set()).add(
+                int(net.network_address) >> host_bits
+            )
             continue
         if subject == Subject.EMAIL_DOMAIN:
             value = normalize_domain(raw)
@@ -165,14 +174,18 @@ def list_match(lists: Lists, list_kind: str, subject: str, signals: Signals) -> 
     if value is None:
         return ""
     if subject == Subject.IP:
-        ip = ipaddress.ip_address(value)
+        ip = _ip_address(value)
+        number = int(ip)
         # One set lookup per prefix length in use, however long the list.
-        for prefixlen, nets in lists.networks.get(list_kind, {}).items():
-            if prefixlen > ip.max_prefixlen:
+        for (version, prefixlen), nets in lists.networks.get(list_kind, {}).items():
+            if version != ip.version:
                 continue
-            net = ipaddress.ip_network(f"{ip}/{prefixlen}", strict=False)
-            if net in nets:
-                return str(net)
+            host_bits = ip.max_prefixlen - prefixlen
+            if number >> host_bits in nets:
+                network = (
+                    ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+                )
+                return str(network((number >> host_bits << host_bits, prefixlen)))
         return ""
     listed = lists.values.get((list_kind, subject), frozenset())
     if subject == Subject.EMAIL_DOMAIN:

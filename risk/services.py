@@ -23,7 +23,7 @@ from risk import counters
 from risk.cache import risk_snapshot
 from risk.matching import email_domain, normalize_ip
 from risk.models import RiskEvaluation
-from risk.rules import Counts, evaluate, queries_for
+from risk.rules import Counts, evaluate, plan
 from risk.types import Action, Assessment, Fired, Signals, Stage
 
 logger = logging.getLogger(__name__)
@@ -104,14 +104,20 @@ def _assess(
         captcha_passed = any(r.action == Action.CAPTCHA for r in rules) and bool(
             captcha_passed()
         )
-    queries = queries_for(rules, signals)
+    planned = plan(rules, signals)  # each rule's count worked out once
+    queries = planned.queries
     result = (
         counters.counters_read(signals, queries)
         if queries
         else counters.CounterResult(counts={})
     )
     verdict = evaluate(
-        rules, signals, result.counts, snapshot.lists, captcha_passed=captcha_passed
+        rules,
+        signals,
+        result.counts,
+        snapshot.lists,
+        captcha_passed=captcha_passed,
+        planned=planned,
     )
     hold = result.hold
     if hold and verdict.action in (Action.BLOCK, Action.CAPTCHA, Action.LOGIN):

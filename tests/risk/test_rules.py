@@ -268,6 +268,32 @@ def test_ip_blocklist_matches_addresses_and_cidrs(ip, listed):
 
 
 @pytest.mark.parametrize(
+    ("ip", "entry"),
+    [
+        ("198.51.100.7", "198.51.100.0/24"),
+        ("203.0.113.9", "203.0.113.9/32"),
+        ("2001:db8::1:5", "2001:db8::/48"),
+        ("0.1.2.3", "0.0.0.0/8"),
+        ("::1", ""),  # zero high bits, but an IPv4 network never holds an IPv6 address
+    ],
+)
+def test_ip_list_hit_names_the_listed_network(ip, entry):
+    lists = lists_build(
+        [
+            ("block", "ip", "198.51.100.0/24"),
+            ("block", "ip", "2001:db8::/48"),
+            ("block", "ip", "203.0.113.9"),
+            ("block", "ip", "0.0.0.0/8"),
+        ]
+    )
+    r = rule(kind=Kind.BLOCKLIST, subject=Subject.IP)
+
+    fired = decide([r], signals(ip=ip), lists=lists).fired
+
+    assert [f.detail for f in fired] == ([f"ip listed: {entry}"] if entry else [])
+
+
+@pytest.mark.parametrize(
     "email",
     [
         "bot@evil.example",
