@@ -200,8 +200,8 @@ def order_email_send(*, email_id: int, queued_at: dt.datetime | None = None) -> 
     Claim idiom: pending → sending with a conditional UPDATE; only the claimer sends.
     `queued_at`: when a drain task covered it (recorded with the first claim);
     None when the flush sends it.
-    Raises: whatever the mail backend raises (the task retries); the row goes back
-    to pending with the error noted.
+    Raises: whatever the mail backend raises (the drain leaves the row to the
+    flush); the row goes back to pending with the error noted.
     """
     now = timezone.now()
     queued: dict[str, Any] = (
