@@ -16,9 +16,17 @@ from orders.services import operator_alerts
     autoretry_for=(Exception,), retry_backoff=True, retry_backoff_max=300, max_retries=8
 )
 def order_email_send_task(*, email_id: int, queued_at: str | None = None) -> bool:
+    """One email (what was queued before the drain; kept for messages in flight)."""
     return services.order_email_send(
         email_id=email_id,
         queued_at=dt.datetime.fromisoformat(queued_at) if queued_at else None,
+    )
+
+
+@shared_task
+def order_email_drain_task(*, queued_at: str | None = None) -> int:
+    return services.order_email_drain(
+        queued_at=dt.datetime.fromisoformat(queued_at) if queued_at else None
     )
 
 

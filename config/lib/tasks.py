@@ -22,8 +22,12 @@ BROKER_ERRORS = (BrokerError, ConnectionError, OSError)
 KWARGSREPR_MAX = 1024
 
 
-def enqueue_or_leave_for_sweep(task: Any, **kwargs: Any) -> bool:
+def enqueue_or_leave_for_sweep(
+    task: Any, *, countdown: float | None = None, **kwargs: Any
+) -> bool:
     """`task.delay(**kwargs)`; False (and a warning) when the broker cannot be reached.
+
+    `countdown` (seconds; not one of the task's arguments): run it no sooner.
 
     The message carries `repr(kwargs)` for the worker's log, as Celery would, but
     without Celery's saferepr walk (~320 Python calls of the ~1,270 a publish costs:
@@ -31,7 +35,10 @@ def enqueue_or_leave_for_sweep(task: Any, **kwargs: Any) -> bool:
     """
     try:
         task.apply_async(
-            kwargs=kwargs, argsrepr="()", kwargsrepr=repr(kwargs)[:KWARGSREPR_MAX]
+            kwargs=kwargs,
+            countdown=countdown,
+            argsrepr="()",
+            kwargsrepr=repr(kwargs)[:KWARGSREPR_MAX],
         )
     except BROKER_ERRORS:
         logger.warning(

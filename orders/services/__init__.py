@@ -20,6 +20,7 @@ from orders.services.delivery import (
 )
 from orders.services.emails import (
     order_email_dispatch,
+    order_email_drain,
     order_email_flush,
     order_email_send,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "order_cancel",
     "order_code_reveal",
     "order_email_dispatch",
+    "order_email_drain",
     "order_email_flush",
     "order_email_send",
     "order_expire_unpaid",

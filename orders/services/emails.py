@@ -1,19 +1,26 @@
 """The order email outbox: written with the order, sent by Celery, swept by beat.
 
-An email is a row first (in the order's transaction), then a task. If the broker
-is down when the task is queued, the row stays `pending` and the periodic flush
-sends it: nothing is lost, and the unique (order, kind) key means nothing is
-sent twice.
+An email is a row first (in the order's transaction), then a drain. After the
+commit, `order_email_dispatch` publishes one "drain the outbox" task per
+`DRAIN_WINDOW_MS` at most (a Redis `SET NX PX` gate); the task runs after the
+gate has closed and sends every fresh pending email, so a burst of paid orders
+costs one Celery publish, not one each, and a lone order's email leaves within
+about a second. If the broker is down when the drain is queued, the rows stay
+`pending` and the periodic flush sends them: nothing is lost. Each row is
+claimed with a conditional UPDATE before it is sent, so drains that overlap, a
+redelivered task and the flush never send one twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from functools import partial
+import time
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F, Q, Value
@@ -22,7 +29,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from config.celery import app as celery_app
 from config.lib.db import row_insert_once
+from config.lib.ratelimitcache import CACHE_ERRORS
 from config.lib.tasks import enqueue_or_leave_for_sweep
 from orders.guest import access_url as guest_access_url
 from orders.models import Order, OrderEmail, OrderEvent, ProblemReport, Refund
@@ -32,6 +41,17 @@ logger = logging.getLogger(__name__)
 FLUSH_AFTER = dt.timedelta(minutes=1)  # give the queued task a head start
 STALE_SENDING = dt.timedelta(minutes=10)  # a worker died between claim and send
 MAX_ATTEMPTS = 8
+# One drain task is published per window at most; it runs once the window is
+# over (DRAIN_DELAY > DRAIN_WINDOW), so an email whose dispatch found the gate
+# shut was committed before that drain reads the outbox.
+DRAIN_WINDOW_MS = 1000
+DRAIN_DELAY = 1.1  # seconds
+DRAIN_MARGIN_MS = 50
+DRAIN_GATE_KEY = "orders:email-drain-gate"
+DRAIN_BATCH = 200
+DRAIN_SECONDS = (
+    20.0  # then hand over to another drain, well inside the task's time limit
+)
 
 _TEMPLATES = {
     OrderEmail.Kind.DELIVERED: "emails/order_delivered",
@@ -75,33 +95,113 @@ def order_email_row(
 
 
 def order_email_written(email: OrderEmail) -> None:
-    """The row is written (in the caller's transaction): queue its task after commit."""
-    transaction.on_commit(partial(order_email_dispatch, email_id=email.id))
+    """The row is written (in the caller's transaction): wake the drain after commit."""
+    transaction.on_commit(order_email_dispatch)
 
 
-def order_email_dispatch(*, email_id: int) -> bool:
-    """Hand the email to Celery; a broker that is down leaves it for the flush.
+def order_email_dispatch() -> bool:
+    """Make sure a drain of the outbox is on its way; False when the broker is down.
 
-    The task carries the time it was queued and the worker records it when it
-    claims the email (`queued_at`): no UPDATE here, after the notify's commit.
+    1. The gate: shut (a drain published in this window runs after it, so after
+       our commit), nothing to publish. This process remembers until when a
+       gate it saw is shut, and asks Redis again only after that.
+    2. Opened by us: publish the drain, to run in DRAIN_DELAY. A broker that is
+       down leaves the rows to the flush; a gate that cannot be read (Redis
+       down) publishes anyway. Eager tasks (tests) run at once: no gate.
     """
-    from orders.tasks import order_email_send_task
+    if not celery_app.conf.task_always_eager and not _gate_opened():
+        return True
+    from orders.tasks import order_email_drain_task
 
     return enqueue_or_leave_for_sweep(
-        order_email_send_task,
-        email_id=email_id,
+        order_email_drain_task,
+        countdown=DRAIN_DELAY,
         queued_at=timezone.now().isoformat(),
     )
+
+
+class _Gate:
+    # The end (epoch ms) of the last window this process saw shut; a window is
+    # trusted until DRAIN_MARGIN_MS before it ends, for clocks a little apart.
+    shut_until_ms = 0.0
+
+
+def _gate_opened() -> bool:
+    """Whether this call opened a window (True when Redis cannot be asked).
+
+    One `SET key <end> NX PX DRAIN_WINDOW_MS GET`: the key holds the window's
+    end, so a process that finds it shut learns until when, and skips Redis
+    until then.
+    """
+    now_ms = time.time() * 1000
+    if now_ms < _Gate.shut_until_ms - DRAIN_MARGIN_MS:
+        return False
+    backend = caches["default"]
+    end_ms = now_ms + DRAIN_WINDOW_MS
+    if not isinstance(backend, RedisCache):  # no Redis (`make run`): Django's ADD
+        opened = bool(backend.add(DRAIN_GATE_KEY, end_ms, timeout=1))
+        _Gate.shut_until_ms = end_ms if opened else 0.0
+        return opened
+    try:
+        client = backend._cache.get_client(write=True)  # type: ignore[attr-defined]
+        previous = client.set(
+            backend.make_key(DRAIN_GATE_KEY),
+            end_ms,
+            nx=True,
+            px=DRAIN_WINDOW_MS,
+            get=True,
+        )
+    except CACHE_ERRORS:
+        logger.warning("email drain gate unreadable; publishing", exc_info=True)
+        return True
+    _Gate.shut_until_ms = end_ms if previous is None else float(previous)
+    return previous is None
+
+
+def order_email_drain(*, queued_at: dt.datetime | None = None) -> int:
+    """Send the outbox's fresh emails (pending, never tried); returns how many were sent.
+
+    Each is claimed and sent by `order_email_send` (a conditional UPDATE: a row
+    another drain or the flush took is skipped). One that fails goes back to
+    pending with its attempt counted, and is retried by the flush (with the
+    flush's delay, not at every drain). A full batch, or one that took longer
+    than DRAIN_SECONDS (a slow mail server), hands what is left to another drain.
+    `queued_at`: when the drain was published; an email written after that is
+    recorded as queued when it was written (it was covered by this drain then).
+    Idempotent: a redelivered drain finds nothing pending, or sends what is left.
+    """
+    rows = list(
+        OrderEmail.objects.filter(status=OrderEmail.Status.PENDING, attempts=0)
+        .order_by("created_at")
+        .values_list("id", "created_at")[:DRAIN_BATCH]
+    )
+    sent = 0
+    deadline = time.monotonic() + DRAIN_SECONDS
+    for email_id, created_at in rows:
+        if time.monotonic() > deadline:
+            break
+        try:
+            sent += order_email_send(
+                email_id=email_id,
+                queued_at=max(queued_at, created_at) if queued_at else None,
+            )
+        except Exception:
+            logger.warning(
+                "order email %s failed; left to the flush", email_id, exc_info=True
+            )
+    if len(rows) == DRAIN_BATCH or time.monotonic() > deadline:
+        order_email_dispatch()
+    return sent
 
 
 def order_email_send(*, email_id: int, queued_at: dt.datetime | None = None) -> bool:
     """Send one outbox email. Returns False when someone else sent or is sending it.
 
     Claim idiom: pending → sending with a conditional UPDATE; only the claimer sends.
-    `queued_at`: when its task was queued (recorded with the first claim); None
-    when the flush sends it.
-    Raises: whatever the mail backend raises (the task retries); the row goes back
-    to pending with the error noted.
+    `queued_at`: when a drain task covered it (recorded with the first claim);
+    None when the flush sends it.
+    Raises: whatever the mail backend raises (the drain leaves the row to the
+    flush); the row goes back to pending with the error noted.
     """
     now = timezone.now()
     queued: dict[str, Any] = (

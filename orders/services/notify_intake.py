@@ -12,6 +12,8 @@ PostgreSQL refuses (a 500 that records nothing). So, before anything else:
   (`fields_problem`), and so does an answer no real trade has (an amount that
   is negative, zero, above `AMOUNT_MAX` or has more than two decimals; an
   order number or trade number longer than ours) after it (`parsed_problem`);
+- `notify_record` writes that record (committed on its own) and parses it:
+  payment and refund notifies are received the same way;
 - each source address may send `PAYMENT_NOTIFY_RATE_LIMIT` *rejected* notifies a
   minute (`notify_rejection_note`, `notify_source_limited`), counted in the
   shared cache; then it is answered 429, unrecorded, until the minute is over.
@@ -19,19 +21,22 @@ PostgreSQL refuses (a 500 that records nothing). So, before anything else:
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Field, Model
 
+from config.lib.db import row_insert, rows_update
 from config.lib.money import CENT
 from config.lib.ratelimitcache import CACHE_ERRORS
-from orders.gateways import ParsedNotify
+from orders.gateways import NotifyRejected, ParsedNotify
 from orders.models import Order, Payment, PaymentNotify
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ COLUMNS = {
 ORDER_NUMBER_MAX = _max_length(Order, "number")
 TRADE_NO_MAX = _max_length(Payment, "trade_no")
 RATE_WINDOW_SECONDS = 60
+
+Parsed = TypeVar("Parsed")
 
 
 def storable(value: str) -> str:
@@ -137,6 +144,55 @@ def parsed_problem(parsed: ParsedNotify) -> str:
     ):
         return f"amount {str(amount)[:24]} is not a payable amount"
     return ""
+
+
+def notify_record(
+    *,
+    gateway_name: str,
+    fields: dict[str, str],
+    remote_addr: str | None,
+    body: bytes | None,
+    columns: tuple[str, ...],
+    parse: Callable[[dict[str, str]], Parsed],
+) -> tuple[PaymentNotify, Parsed | None]:
+    """Record a notify as received, then parse it; None beside a rejected one.
+
+    1. The row is written at once (committed on its own): its payload bounded and
+       made storable, the raw body's SHA-256 beside it, `columns` (of COLUMNS)
+       copied into their own columns; a field no gateway sends (`fields_problem`)
+       records it `invalid` and it is not parsed.
+    2. `parse` (the gateway's verification); its NotifyRejected is recorded as
+       the outcome (its code, its message).
+    """
+    problem = fields_problem(fields)
+    notify = row_insert(
+        PaymentNotify(
+            gateway=gateway_name,
+            payload=payload_bound(fields),
+            remote_addr=remote_addr,
+            body_sha256=hashlib.sha256(body).hexdigest() if body is not None else "",
+            outcome=(
+                PaymentNotify.Outcome.INVALID
+                if problem
+                else PaymentNotify.Outcome.RECEIVED
+            ),
+            message=problem[:200],
+            **{name: storable(fields.get(name, ""))[:64] for name in columns},
+        )
+    )
+    if problem:
+        return notify, None
+    try:
+        return notify, parse(fields)
+    except NotifyRejected as exc:
+        notify.outcome, notify.message = exc.code, str(exc)[:200]
+        rows_update(
+            PaymentNotify,
+            {"pk": notify.pk},
+            outcome=notify.outcome,
+            message=notify.message,
+        )
+        return notify, None
 
 
 def _source_key(source: str | None) -> str:

@@ -8,7 +8,6 @@ forged or broken one leaves a trace. Applying it locks the order; the unique
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -26,7 +25,6 @@ from config.lib.errors import DomainError
 from fulfillment.services import OutOfStockError
 from orders.gateways import (
     ClientKind,
-    NotifyRejected,
     ParsedNotify,
     gateway_default,
     gateway_get,
@@ -108,30 +106,15 @@ def payment_notify_handle(
     gateway = gateway_get(gateway_name)
     if gateway is None:
         raise LookupError(gateway_name)
-    problem = notify_intake.fields_problem(fields)
-
-    def column(name: str) -> str:
-        return notify_intake.storable(fields.get(name, ""))[:64]
-
-    notify = row_insert(
-        PaymentNotify(
-            gateway=gateway_name,
-            payload=notify_intake.payload_bound(fields),
-            out_trade_no=column("out_trade_no"),
-            trade_no=column("trade_no"),
-            notify_id=column("notify_id"),
-            remote_addr=remote_addr,
-            body_sha256=hashlib.sha256(body).hexdigest() if body is not None else "",
-            outcome=Outcome.INVALID if problem else Outcome.RECEIVED,
-            message=problem[:200],
-        )
+    notify, parsed = notify_intake.notify_record(
+        gateway_name=gateway_name,
+        fields=fields,
+        remote_addr=remote_addr,
+        body=body,
+        columns=("out_trade_no", "trade_no", "notify_id"),
+        parse=gateway.notify_parse,
     )
-    if problem:
-        return _finish(notify, accepted=False)
-    try:
-        parsed = gateway.notify_parse(fields)
-    except NotifyRejected as exc:
-        _outcome_record(notify, exc.code, str(exc))
+    if parsed is None:
         return _finish(notify, accepted=False)
     return _notify_apply(notify=notify, gateway_name=gateway_name, parsed=parsed)
 

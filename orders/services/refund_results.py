@@ -17,7 +17,6 @@ nothing the second time. No gateway call happens inside a transaction.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from typing import Literal
 
@@ -26,10 +25,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from config.lib.db import row_insert, rows_update
+from config.lib.db import rows_update
 from config.lib.errors import DomainError
 from orders.gateways import gateway_for_payment, gateway_get
-from orders.gateways.base import NotifyRejected, ParsedRefundNotify, RefundNotifying
+from orders.gateways.base import ParsedRefundNotify, RefundNotifying
 from orders.models import PaymentNotify, Refund
 from orders.services import notify_intake
 from orders.services.payments import NotifyResult
@@ -155,24 +154,15 @@ def refund_notify_handle(
     gateway = gateway_get(gateway_name)
     if not isinstance(gateway, RefundNotifying):
         raise LookupError(gateway_name)
-    problem = notify_intake.fields_problem(fields)
-    notify = row_insert(
-        PaymentNotify(
-            gateway=gateway_name,
-            payload=notify_intake.payload_bound(fields),
-            notify_id=notify_intake.storable(fields.get("notify_id", ""))[:64],
-            remote_addr=remote_addr,
-            body_sha256=hashlib.sha256(body).hexdigest() if body is not None else "",
-            outcome=Outcome.INVALID if problem else Outcome.RECEIVED,
-            message=problem[:200],
-        )
+    notify, parsed = notify_intake.notify_record(
+        gateway_name=gateway_name,
+        fields=fields,
+        remote_addr=remote_addr,
+        body=body,
+        columns=("notify_id",),
+        parse=gateway.refund_notify_parse,
     )
-    if problem:
-        return _finish(notify, accepted=False)
-    try:
-        parsed = gateway.refund_notify_parse(fields)
-    except NotifyRejected as exc:
-        _record(notify, outcome=exc.code, message=str(exc))
+    if parsed is None:
         return _finish(notify, accepted=False)
     refund = (
         Refund.objects.select_related("payment")
