@@ -62,11 +62,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Cache-Control: private and the CSP on every page; static files are served above.
-    "config.lib.headers.PrivateCacheMiddleware",
-    "config.lib.headers.ContentSecurityPolicyMiddleware",
-    # NUL bytes: cookies dropped before the session reads them; 404/400 (config/lib/nul.py)
-    "config.lib.nul.NulByteMiddleware",
+    # One layer, static files served above it (config/lib/middleware.py): the CSP;
+    # cookies holding NUL dropped before the session reads them, NUL in a path,
+    # query or form a 404/400 (config/lib/nul.py); Cache-Control: private.
+    "config.lib.middleware.SiteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, without a language-prefix match per path (config/lib/locale.py)
     "config.lib.locale.LocaleMiddleware",
