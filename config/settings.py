@@ -109,16 +109,18 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("CONN_MAX_AGE", 600),
-        # Kept on, measured (benchmarks/profile_checkout.py): the check is one
-        # `SELECT 1` on a raw cursor before the first query of every request,
-        # 0.02 ms of Python and 0.02 ms of PostgreSQL CPU, about 0.4 % of a paid
-        # order's 3 requests. Without it, a connection PostgreSQL dropped (restart,
-        # failover, idle timeout) fails the next request of every worker: a 500
-        # for a shopper's checkout, a payment notify delivered only at the
-        # gateway's next retry.
+        # A connection PostgreSQL dropped (restart, failover, idle timeout) is
+        # replaced before a request uses it: Django pings it (`SELECT 1`) before
+        # the request's first query. Only after an idle spell, below.
         conn_health_checks=True,
     )
 }
+# The ping costs every request about 0.1 ms of CPU and a round trip; a connection
+# that finished a request less than this many seconds ago skips it (0: every
+# request pings, as Django does). Busy workers never pay for it; a connection
+# dropped mid-rush fails one request and Django's end-of-request check closes it
+# (config/lib/dbhealth.py, docs/DECISIONS.md).
+CONN_HEALTH_CHECK_IDLE_SECONDS = env_int("CONN_HEALTH_CHECK_IDLE_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # The planner's price of a random page read. PostgreSQL's default, 4, prices a
