@@ -9,7 +9,7 @@ cache is Redis, PostgreSQL):
 - a sold-out checkout POST by a logged-in shopper (the rush's usual answer).
 For each it prints the SQL statements of one request, the CPU ms per request of
 this process (median wall too) and the PostgreSQL backend's CPU per request, then
-a cProfile of the product page and of the sold-out POST (CPU clock).
+a cProfile of each (CPU clock).
 """
 
 from __future__ import annotations
@@ -215,8 +215,7 @@ def main(args: argparse.Namespace) -> None:
     )
     if args.skip_cprofile:
         return
-    for name in ("product page (anonymous)", "sold-out checkout POST"):
-        fn = pages[name][0]
+    for name, (fn, _status) in pages.items():
         profiler = cProfile.Profile(time.process_time)
         profiler.enable()
         for _ in range(args.requests):

@@ -9,6 +9,11 @@ class ConfigConfig(AppConfig):
     name = "config"
     verbose_name = "Kaquan"
 
+    def ready(self) -> None:
+        from config.lib import dbhealth
+
+        dbhealth.connect()
+
 
 class KaquanAdminConfig(admin_apps.AdminConfig):
     default = False

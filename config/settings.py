@@ -62,11 +62,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    # Cache-Control: private and the CSP on every page; static files are served above.
-    "config.lib.headers.PrivateCacheMiddleware",
-    "config.lib.headers.ContentSecurityPolicyMiddleware",
-    # NUL bytes: cookies dropped before the session reads them; 404/400 (config/lib/nul.py)
-    "config.lib.nul.NulByteMiddleware",
+    # One layer, static files served above it (config/lib/middleware.py): the CSP;
+    # cookies holding NUL dropped before the session reads them, NUL in a path,
+    # query or form a 404/400 (config/lib/nul.py); Cache-Control: private.
+    "config.lib.middleware.SiteMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Django's, without a language-prefix match per path (config/lib/locale.py)
     "config.lib.locale.LocaleMiddleware",
@@ -110,16 +109,18 @@ DATABASES = {
     "default": dj_database_url.parse(
         DATABASE_URL,
         conn_max_age=env_int("CONN_MAX_AGE", 600),
-        # Kept on, measured (benchmarks/profile_checkout.py): the check is one
-        # `SELECT 1` on a raw cursor before the first query of every request,
-        # 0.02 ms of Python and 0.02 ms of PostgreSQL CPU, about 0.4 % of a paid
-        # order's 3 requests. Without it, a connection PostgreSQL dropped (restart,
-        # failover, idle timeout) fails the next request of every worker: a 500
-        # for a shopper's checkout, a payment notify delivered only at the
-        # gateway's next retry.
+        # A connection PostgreSQL dropped (restart, failover, idle timeout) is
+        # replaced before a request uses it: Django pings it (`SELECT 1`) before
+        # the request's first query. Only after an idle spell, below.
         conn_health_checks=True,
     )
 }
+# The ping costs every request about 0.1 ms of CPU and a round trip; a connection
+# that finished a request less than this many seconds ago skips it (0: every
+# request pings, as Django does). Busy workers never pay for it; a connection
+# dropped mid-rush fails one request and Django's end-of-request check closes it
+# (config/lib/dbhealth.py, docs/DECISIONS.md).
+CONN_HEALTH_CHECK_IDLE_SECONDS = env_int("CONN_HEALTH_CHECK_IDLE_SECONDS", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USING_POSTGRES = DATABASES["default"]["ENGINE"].endswith("postgresql")
 # The planner's price of a random page read. PostgreSQL's default, 4, prices a

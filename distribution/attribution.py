@@ -71,6 +71,15 @@ def referral_code_from_cookie(request: HttpRequest) -> str:
     return referral_code_clean(value or "")
 
 
+def _may_hold_ref(query_string: str) -> bool:
+    """Whether the raw query string could hold `ref` (no QueryDict built for most pages).
+
+    A name is percent-decoded ("r%65f" is "ref") and "+" decodes to a space, so
+    only a query string with neither "ref" nor "%" in it is certainly without it.
+    """
+    return bool(query_string) and (REF_PARAM in query_string or "%" in query_string)
+
+
 def _approved(code: str) -> bool:
     return Reseller.objects.filter(
         referral_code=code, status=Reseller.Status.APPROVED
@@ -93,7 +102,11 @@ class ReferralMiddleware:
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> HttpResponseBase | None:
-        if request.method not in ("GET", "HEAD") or REF_PARAM not in request.GET:
+        if request.method not in ("GET", "HEAD") or not _may_hold_ref(
+            request.META.get("QUERY_STRING", "")
+        ):
+            return None
+        if REF_PARAM not in request.GET:
             return None
         match = request.resolver_match
         if match is None or not (

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable
 
 from csp.constants import HEADER, UNSAFE_HASHES, UNSAFE_INLINE
 from csp.middleware import CheckableLazyObject, CSPMiddleware, PolicyParts
@@ -34,12 +33,13 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
 ADMIN_PREFIX = "/admin/"
-# What django-csp's view decorators leave on a response.
-_PER_RESPONSE_ATTRS = tuple(
+# What django-csp's view decorators leave on a response (as instance attributes).
+_PER_RESPONSE_ATTRS = frozenset(
     f"_csp_{kind}{suffix}"
     for kind in ("exempt", "config", "update", "replace")
     for suffix in ("", "_ro")
 )
+CACHE_CONTROL = "Cache-Control"
 
 
 def _handler_hash(source: str) -> str:
@@ -78,7 +78,7 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             or policy.get("EXCLUDE_URL_PREFIXES")
             or getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
             or getattr(request, "_csp_nonce", None) is not None
-            or any(hasattr(response, attr) for attr in _PER_RESPONSE_ATTRS)
+            or not _PER_RESPONSE_ATTRS.isdisjoint(vars(response))
             or (settings.DEBUG and response.status_code in (404, 500))
         ):
             return super().process_response(request, response)
@@ -87,8 +87,8 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
                 policy, admin=request.path_info.startswith(ADMIN_PREFIX)
             )
         # As django-csp does: a nonce asked for after this point is an error.
-        too_late = CheckableLazyObject(self._csp_nonce_post_response)
-        request.csp_nonce = too_late  # type: ignore[attr-defined]
+        # One object serves every request: it is never evaluated (it raises).
+        request.csp_nonce = _NONCE_TOO_LATE  # type: ignore[attr-defined]
         return response
 
     def _policy(self, policy: object, *, admin: bool) -> str:
@@ -115,14 +115,18 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         return parts
 
 
-class PrivateCacheMiddleware:
-    """Mark every response `Cache-Control: private` unless the view chose `public`."""
+_NONCE_TOO_LATE = CheckableLazyObject(CSPMiddleware._csp_nonce_post_response)
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
-        self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        response = self.get_response(request)
-        if "public" not in response.get("Cache-Control", ""):
-            patch_cache_control(response, private=True)
-        return response
+def cache_private(response: HttpResponseBase) -> None:
+    """Mark the response `Cache-Control: private` unless the view chose `public`.
+
+    A response without the header (most pages) gets exactly what
+    patch_cache_control would write, without parsing and rebuilding it.
+    """
+    headers = response.headers
+    value = headers.get(CACHE_CONTROL)
+    if value is None:
+        headers[CACHE_CONTROL] = "private"
+    elif "public" not in value:
+        patch_cache_control(response, private=True)

@@ -51,48 +51,45 @@ MULTIPART = "multipart/form-data"
 MSG_NUL = _("请求中含有无效字符。")
 
 
-class NulByteMiddleware:
-    """Answer requests carrying NUL bytes before a view can pass them to the database."""
+def cookies_drop_nul(request: HttpRequest) -> None:
+    """Drop the cookies holding NUL, as if the browser had not sent them.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
-        self.get_response = get_response
+    Before SessionMiddleware and LocaleMiddleware read them
+    (config/lib/middleware.py runs this ahead of both).
+    """
+    cookies = request.COOKIES
+    if any(NUL in key or NUL in value for key, value in cookies.items()):
+        request.COOKIES = {
+            key: value
+            for key, value in cookies.items()
+            if NUL not in key and NUL not in value
+        }
 
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        # Before SessionMiddleware and LocaleMiddleware read them.
-        cookies = request.COOKIES
-        if any(NUL in key or NUL in value for key, value in cookies.items()):
-            request.COOKIES = {
-                key: value
-                for key, value in cookies.items()
-                if NUL not in key and NUL not in value
-            }
-        return self.get_response(request)
 
-    def process_view(
-        self,
-        request: HttpRequest,
-        view_func: Callable[..., Any],
-        view_args: tuple[Any, ...],
-        view_kwargs: dict[str, Any],
-    ) -> HttpResponseBase | None:
-        # Here rather than in __call__: the language is active, so the 404 and
-        # 400 pages speak the visitor's language.
-        if NUL in request.path_info:
-            raise Http404
-        if getattr(view_func, "csrf_exempt", False):
-            return _machine_request(request)
-        # No query string, nothing to parse (most POSTs).
-        bad = bool(request.META.get("QUERY_STRING")) and _has_nul(request.GET)
-        if not bad and request.method == "POST" and _is_form(request):
-            # CsrfViewMiddleware reads request.POST for this view anyway.
-            bad = _has_nul(request.POST)
-        if not bad:
-            return None
-        if _wants_json(request):
-            return JsonResponse(
-                {"error": {"code": "invalid", "message": str(MSG_NUL)}}, status=400
-            )
-        raise BadRequest("NUL byte in the query string or form")
+def nul_view_check(
+    request: HttpRequest, view_func: Callable[..., Any]
+) -> HttpResponseBase | None:
+    """The 404, 400 or cleaning for NUL in the path, query string or form (module docstring).
+
+    A process_view step (config/lib/middleware.py) rather than a request step:
+    the language is active, so the 404 and 400 pages speak the visitor's language.
+    """
+    if NUL in request.path_info:
+        raise Http404
+    if getattr(view_func, "csrf_exempt", False):
+        return _machine_request(request)
+    # No query string, nothing to parse (most POSTs).
+    bad = bool(request.META.get("QUERY_STRING")) and _has_nul(request.GET)
+    if not bad and request.method == "POST" and _is_form(request):
+        # CsrfViewMiddleware reads request.POST for this view anyway.
+        bad = _has_nul(request.POST)
+    if not bad:
+        return None
+    if _wants_json(request):
+        return JsonResponse(
+            {"error": {"code": "invalid", "message": str(MSG_NUL)}}, status=400
+        )
+    raise BadRequest("NUL byte in the query string or form")
 
 
 def _has_nul(data: QueryDict) -> bool:

@@ -9,7 +9,15 @@ import warnings
 import pytest
 from django.core.cache import cache
 from django.core.cache.backends.base import CacheKeyWarning
+from django.http import HttpResponse
+from django.test import RequestFactory
 from django.urls import reverse
+
+from config.lib.locale import (
+    LANGUAGE_CACHE_SIZE,
+    LocaleMiddleware,
+    language_from_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,3 +53,46 @@ def test_the_cache_takes_any_key_without_a_warning():
         cache.set(key, 1)
 
         assert cache.get(key) == 1
+
+
+def test_the_language_follows_a_changed_language_setting(client, settings):
+    client.cookies["django_language"] = "zh-hans"
+    assert client.get("/", headers={"accept-language": "en"})["Content-Language"] == (
+        "zh-hans"
+    )
+
+    settings.LANGUAGES = [("en", "English")]  # the cookie's language is gone
+
+    assert (
+        client.get("/", headers={"accept-language": "en"})["Content-Language"] == "en"
+    )
+
+
+def test_the_language_is_right_for_many_distinct_headers():
+    factory = RequestFactory()
+
+    for i in range(LANGUAGE_CACHE_SIZE + 50):
+        english = factory.get("/", HTTP_ACCEPT_LANGUAGE=f"en-a{i:04d}")
+        chinese = factory.get("/", HTTP_ACCEPT_LANGUAGE=f"zh-hans;q=0.{i % 9 + 1}")
+
+        assert language_from_request(english) == "en"
+        assert language_from_request(chinese) == "zh-hans"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        (None, "Accept-Language"),
+        ("Cookie", "Cookie, Accept-Language"),
+        ("accept-language", "accept-language"),
+        ("*", "*"),
+    ],
+)
+def test_vary_names_accept_language_as_djangos_middleware_writes_it(given, expected):
+    answer = HttpResponse()
+    if given is not None:
+        answer["Vary"] = given
+
+    response = LocaleMiddleware(lambda _request: answer)(RequestFactory().get("/"))
+
+    assert response["Vary"] == expected

@@ -321,3 +321,18 @@ def test_a_customer_bound_after_another_login_is_credited_from_the_next_login(
     checkout(second)
 
     assert OrderAttribution.objects.get().reseller == bob
+
+
+def test_a_percent_encoded_ref_is_a_ref_link_too(client, product, bob):
+    response = client.get(f"/?r%65f={bob.referral_code}")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    assert COOKIE_NAME in response.cookies
+
+
+def test_a_query_string_without_ref_is_the_page_itself(client, product, bob):
+    response = client.get("/p/tx-vip/?sku=TX-M&preference=1")
+
+    assert response.status_code == 200
+    assert COOKIE_NAME not in response.cookies

@@ -167,3 +167,37 @@ def test_ua_hash_is_16_hex_of_the_user_agent():
         RequestFactory().get("/", HTTP_USER_AGENT="Mozilla/5.0 Chrome/130")
     )
     assert ua_hash(RequestFactory().get("/")) == ""
+
+
+def test_a_gateways_notify_gets_an_id_but_no_device_cookie():
+    notify = reverse("orders:payment-notify", args=["sandbox"])
+
+    response = Client().post(notify, {"out_trade_no": "KQX"})
+
+    assert COOKIE_NAME not in response.cookies
+
+
+def test_a_browser_calling_a_csrf_exempt_view_still_gets_its_cookie():
+    notify = reverse("orders:payment-notify", args=["sandbox"])
+    browser = Client()
+    browser.cookies["django_language"] = "en"
+
+    response = browser.post(notify, {"out_trade_no": "KQX"})
+
+    assert COOKIE_NAME in response.cookies
+
+
+def test_a_cookie_once_accepted_is_replaced_when_its_key_is_retired(client, settings):
+    settings.SECRET_KEY = "a-first-secret-key-" + "x" * 40
+    device = _device_of(client.get("/"))
+    assert COOKIE_NAME not in client.get("/").cookies  # accepted (and remembered)
+
+    settings.SECRET_KEY = "a-second-secret-key-" + "y" * 40
+    settings.SECRET_KEY_FALLBACKS = ["a-first-secret-key-" + "x" * 40]
+    assert COOKIE_NAME not in client.get("/").cookies  # still valid: a fallback
+
+    settings.SECRET_KEY_FALLBACKS = []  # the rotation is over
+    replaced = client.get("/")
+
+    assert COOKIE_NAME in replaced.cookies
+    assert _device_of(replaced) != device
