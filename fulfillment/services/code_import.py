@@ -47,7 +47,9 @@ from config.lib.errors import DomainError
 from fulfillment import codefile, vault
 from fulfillment.models import CardCode, CodeBatch
 from fulfillment.services.code_copy import (
+    CopyAffixes,
     InFlight,
+    batch_key_checked_per_copy,
     copy_affixes,
     copy_chunk,
     seal_rows,
@@ -66,6 +68,9 @@ IMPORT_CHUNK_CODES = 20_000
 PARALLEL_MIN_CODES = 5000
 # Chunks sealed ahead of the one being COPYed, at most (the workers keep busy).
 IN_FLIGHT_CHUNKS = 2
+# Codes per sealing task: a chunk's COPY starts once its first part is sealed
+# (code_copy.CopyStream), so the part, not the chunk, is what PostgreSQL waits for.
+SEAL_PART_CODES = 2000
 PREVIEW_CODES = 20
 
 ERR_NOT_CARD_CODE_SKU = _("该 SKU 不是卡密类商品，不能导入卡密")
@@ -135,7 +140,8 @@ def card_codes_import(
             file_name=file_name[:200],
             created_by=actor,
         )
-        stream.run(batch=batch)
+        with batch_key_checked_per_copy():
+            stream.run(batch=batch)
         batch.imported_count = stream.imported
         batch.duplicate_count = stream.codes - stream.imported
         batch.rejected_count = len(stream.rejected)
@@ -288,7 +294,8 @@ class _Stream:
         # at codefile.ADMIN_MAX_CODES).
         held: set[str] = set()
         copy = batch is not None and connection.vendor == "postgresql"
-        affixes = copy_affixes(batch) if batch is not None else ("", "")
+        # Only a COPY (PostgreSQL, not a dry run) needs the batch's constant fields.
+        affixes = copy_affixes(batch) if copy and batch is not None else None
         try:
             for codes in self.chunks:
                 look_up = not copy or self._look_up or len(self.preview) < PREVIEW_CODES
@@ -301,7 +308,7 @@ class _Stream:
                 )
                 if batch is None:
                     held.update(fp for fp, _code in new)
-                elif not copy:
+                elif affixes is None:
                     _bulk_create(batch=batch, new=new)
                 else:
                     in_flight.append(
@@ -389,9 +396,8 @@ class _Stream:
             self._look_up = True  # known codes about: look before sealing again
 
     def _seal(
-        self, new: list[tuple[str, str]], affixes: tuple[str, str], *, whole_file: bool
+        self, new: list[tuple[str, str]], affixes: CopyAffixes, *, whole_file: bool
     ) -> list[Future[bytes]]:
-        prefix, suffix = affixes
         if not new:
             return []
         if (
@@ -407,12 +413,11 @@ class _Stream:
             self.processes = self.workers
         if self._pool is None:
             done: Future[bytes] = Future()
-            done.set_result(seal_rows(new, prefix, suffix))
+            done.set_result(seal_rows(new, affixes))
             return [done]
-        size = -(-len(new) // self.workers)
         return [
-            self._pool.submit(seal_rows, new[start : start + size], prefix, suffix)
-            for start in range(0, len(new), size)
+            self._pool.submit(seal_rows, new[start : start + SEAL_PART_CODES], affixes)
+            for start in range(0, len(new), SEAL_PART_CODES)
         ]
 
 
