@@ -28,8 +28,13 @@
    codes (Fernet + mask), each timed in one process over the whole file, so their
    sum can exceed the import when the sealing runs in parallel; waiting on PostgreSQL
    in cursor.execute (the fingerprint look-ups; the COPY does not go through
-   cursor.execute), the rest (the COPY, waiting on the sealing processes, the COMMIT
-   that runs the deferred foreign-key checks).
+   cursor.execute), the rest (the COPY, waiting on the sealing processes, the COMMIT).
+7. The new-code import's pipeline, measured around that first import (PipelineProbe):
+   CPU seconds of this process, of the sealing processes and of the import's
+   PostgreSQL backend (beside the backend CPU of the raw COPYs of step 5), the COPYs'
+   time on the copier thread and how much of it waited for sealed parts, and the
+   tail after the stream (batch counts, COMMIT). On a shared machine these say more
+   than the wall times: which side waited for which.
 """
 
 from __future__ import annotations
@@ -590,7 +595,7 @@ def main() -> None:
                 f"{(db_time['new'] - db_select['new']) / service_s:.0%}",
             ],
             [
-                "the rest: COPY, waiting on the sealers, COMMIT (deferred FK checks)",
+                "the rest: COPY, waiting on the sealers, COMMIT",
                 new_rest,
                 f"{new_rest / service_s:.0%}",
             ],

@@ -9,17 +9,19 @@ One import (card_codes_import), in one transaction from the batch row to the las
    vault holds, which includes the chunks this import has inserted (same transaction).
    Once a chunk's look-up finds nothing known, the next chunks skip it (a new file is
    new throughout): the COPY's unique key catches what slips through, below.
-3. The new codes are sealed (Fernet + mask) by a pool of worker processes, while this
-   process reads the next chunk and PostgreSQL ingests the one before: the COPY runs
-   on a thread of its own (psycopg2 lets go of the GIL while PostgreSQL works, and
-   its connections are thread-safe). This thread waits for that COPY before it sends
-   a statement of its own, so the two never interleave on the connection.
-4. Each sealed chunk goes in with one COPY straight into the codes table, inside a
-   savepoint. If the unique key refuses it (a chunk that skipped the look-up held a
-   known code, or a concurrent import committed one meanwhile), that chunk is redone
-   through a temporary table with INSERT ... ON CONFLICT DO NOTHING, the known codes
-   count as duplicates, and look-ups resume. SQLite (the `make run` demo) seals in
-   this process and bulk_creates.
+3. The new codes are sealed (Fernet + mask) by a pool of worker processes, in parts
+   of SEAL_PART_CODES, while this process reads the next chunk and PostgreSQL
+   ingests the one before: the COPY runs on a thread of its own (psycopg2 lets go
+   of the GIL while PostgreSQL works, and its connections are thread-safe) and
+   starts on a chunk's first sealed part. This thread waits for that COPY before
+   it sends a statement of its own, so the two never interleave on the connection.
+4. Each sealed chunk goes in with one binary COPY straight into the codes table,
+   inside a savepoint; the (batch, SKU) key is checked as each COPY ends. If the
+   unique key refuses it (a chunk that skipped the look-up held a known code, or a
+   concurrent import committed one meanwhile), that chunk is redone through a
+   temporary table with INSERT ... ON CONFLICT DO NOTHING, the known codes count
+   as duplicates, and look-ups resume. SQLite (the `make run` demo) seals in this
+   process and bulk_creates.
 A malformed line, a file over `max_codes` or a dead worker rolls the whole import back.
 
 The sealing processes and the COPY: code_copy.py.
