@@ -28,13 +28,19 @@
    codes (Fernet + mask), each timed in one process over the whole file, so their
    sum can exceed the import when the sealing runs in parallel; waiting on PostgreSQL
    in cursor.execute (the fingerprint look-ups; the COPY does not go through
-   cursor.execute), the rest (the COPY, waiting on the sealing processes, the COMMIT
-   that runs the deferred foreign-key checks).
+   cursor.execute), the rest (the COPY, waiting on the sealing processes, the COMMIT).
+7. The new-code import's pipeline, measured around that first import (PipelineProbe):
+   CPU seconds of this process, of the sealing processes and of the import's
+   PostgreSQL backend (beside the backend CPU of the raw COPYs of step 5), the COPYs'
+   time on the copier thread and how much of it waited for sealed parts, and the
+   tail after the stream (batch counts, COMMIT). On a shared machine these say more
+   than the wall times: which side waited for which.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import json
@@ -167,6 +173,93 @@ def copy_rows(count: int, *, sku_id: int, batch_id: int) -> str:
     return buf.getvalue()
 
 
+class PipelineProbe:
+    """Where a new-code import's wall time goes, seen from outside the service.
+
+    CPU seconds of this process (reading, HMAC, the copier thread), of the sealing
+    processes (reaped when the import ends) and of the import's PostgreSQL backend;
+    on the copier thread, the COPYs' time and, within it, the time they waited for
+    sealed parts (code_copy.CopyStream.read, where the tree has it); the tail after
+    the stream (the batch counts and the COMMIT with its deferred foreign-key checks).
+    """
+
+    def __init__(self) -> None:
+        self.figures: dict[str, float] = {}
+
+    def __enter__(self) -> PipelineProbe:
+        from django.db import connection
+
+        from fulfillment.services import code_copy, code_import
+
+        figures = self.figures
+        figures.update(copy_s=0.0, copy_wait_s=0.0, copies=0)
+        self._patched: list[tuple[Any, str, Any]] = []
+
+        def patch(owner: Any, name: str, wrapper: Any) -> None:
+            self._patched.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, wrapper)
+
+        copy_chunk, run = code_import.copy_chunk, code_import._Stream.run
+
+        def timed_copy(*args: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return copy_chunk(*args)
+            finally:
+                figures["copy_s"] += time.perf_counter() - t
+                figures["copies"] += 1
+
+        def timed_run(stream: Any, **kwargs: Any) -> Any:
+            try:
+                return run(stream, **kwargs)
+            finally:
+                figures["stream_end_s"] = time.perf_counter() - self._t0
+
+        patch(code_import, "copy_chunk", timed_copy)
+        patch(code_import._Stream, "run", timed_run)
+        if hasattr(code_copy, "CopyStream"):
+            read = code_copy.CopyStream.read
+
+            def timed_read(stream: Any, size: int = -1) -> bytes:
+                t = time.perf_counter()
+                try:
+                    data: bytes = read(stream, size)
+                    return data
+                finally:
+                    now = time.perf_counter()
+                    figures["copy_wait_s"] += now - t
+                    figures.setdefault("first_data_s", now - self._t0)
+
+            patch(code_copy.CopyStream, "read", timed_read)
+        connection.ensure_connection()
+        self._backend = connection.connection.info.backend_pid
+        self._cpu0 = (
+            _cpu(resource.RUSAGE_SELF),
+            _cpu(resource.RUSAGE_CHILDREN),
+            benchlib.proc_cpu_seconds(self._backend) or 0.0,
+        )
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self._t0
+        main0, sealers0, pg0 = self._cpu0
+        for owner, name, original in reversed(self._patched):
+            setattr(owner, name, original)
+        self.figures.update(
+            wall_s=wall,
+            cpu_main_s=_cpu(resource.RUSAGE_SELF) - main0,
+            cpu_sealers_s=_cpu(resource.RUSAGE_CHILDREN) - sealers0,
+            cpu_postgres_s=(benchlib.proc_cpu_seconds(self._backend) or 0.0) - pg0,
+            tail_s=wall - self.figures.get("stream_end_s", wall),
+        )
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 COPY_COLUMNS = benchlib.CARDCODE_COPY_COLUMNS
 
 
@@ -175,6 +268,7 @@ def raw_copy(dsn: str, count: int, *, sku_id: int, batch_id: int) -> dict[str, f
     checked at commit); then a raw duplicate re-import."""
     data = copy_rows(count, sku_id=sku_id, batch_id=batch_id)
     conn = psycopg2.connect(dsn)
+    backend = conn.info.backend_pid
     out: dict[str, float] = {}
     with conn.cursor() as cur:
         cur.execute(
@@ -190,10 +284,12 @@ def raw_copy(dsn: str, count: int, *, sku_id: int, batch_id: int) -> dict[str, f
             ("copy_like_cardcode", "bench_copy_like"),
             ("copy_cardcode", "fulfillment_cardcode"),
         ):
+            cpu0 = benchlib.proc_cpu_seconds(backend) or 0.0
             t0 = time.perf_counter()
             cur.copy_from(io.StringIO(data), table, columns=COPY_COLUMNS)
             conn.commit()
             out[name] = time.perf_counter() - t0
+            out[f"pg_cpu_{name}"] = (benchlib.proc_cpu_seconds(backend) or 0.0) - cpu0
         # the raw equivalent of re-importing the same file: every row a duplicate
         t0 = time.perf_counter()
         cur.execute("CREATE TEMP TABLE incoming (LIKE bench_copy_bare)")
@@ -267,7 +363,9 @@ def main() -> None:
 
     db_select: dict[str, float] = {}
 
-    def timed_import() -> tuple[Any, float, float, float]:
+    def timed_import(
+        probe: PipelineProbe | None = None,
+    ) -> tuple[Any, float, float, float]:
         """(result, wall seconds, seconds in cursor.execute, of which fingerprint look-ups).
 
         The COMMIT does not go through cursor.execute: it is in neither figure.
@@ -285,7 +383,7 @@ def main() -> None:
                     waited["select"] += spent
 
         t0 = time.perf_counter()
-        with connection.execute_wrapper(wrapper):
+        with connection.execute_wrapper(wrapper), probe or contextlib.nullcontext():
             result = card_codes_import(
                 sku=skus[0],
                 content=content,
@@ -295,7 +393,8 @@ def main() -> None:
             )
         return result, time.perf_counter() - t0, waited["all"], waited["select"]
 
-    first, seconds, db_time["new"], db_select["new"] = timed_import()
+    probe = PipelineProbe()
+    first, seconds, db_time["new"], db_select["new"] = timed_import(probe)
     record("card_codes_import (new codes)", seconds, first.imported, first.duplicates)
     again, seconds, db_time["again"], db_select["again"] = timed_import()
     record(
@@ -390,6 +489,11 @@ def main() -> None:
     seal_s = time.perf_counter() - t0
     service_s = report["runs"]["card_codes_import (new codes)"]["seconds"]
     dup_s = report["runs"]["card_codes_import (same file again)"]["seconds"]
+    report["pipeline"] = {
+        **probe.figures,
+        "cpu_postgres_copy_like_s": raw["pg_cpu_copy_like_cardcode"],
+        "cpu_postgres_copy_cardcode_s": raw["pg_cpu_copy_cardcode"],
+    }
     report["breakdown"] = {
         "parse": parse_s,
         "fingerprint": fingerprint_s,
@@ -491,9 +595,41 @@ def main() -> None:
                 f"{(db_time['new'] - db_select['new']) / service_s:.0%}",
             ],
             [
-                "the rest: COPY, waiting on the sealers, COMMIT (deferred FK checks)",
+                "the rest: COPY, waiting on the sealers, COMMIT",
                 new_rest,
                 f"{new_rest / service_s:.0%}",
+            ],
+        ],
+    )
+    pipe = report["pipeline"]
+    benchlib.print_table(
+        "The new-code import's pipeline (wall and CPU seconds, this run)",
+        ["figure", "seconds"],
+        [
+            ["wall", pipe["wall_s"]],
+            [
+                "first sealed part handed to the COPY (tree with CopyStream)",
+                pipe.get("first_data_s", "-"),
+            ],
+            [f"COPYs ({pipe['copies']:.0f}), copier thread", pipe["copy_s"]],
+            [
+                "  of which waiting for sealed parts (tree with CopyStream)",
+                pipe["copy_wait_s"],
+            ],
+            [
+                "after the stream: batch counts, COMMIT (deferred FK checks)",
+                pipe["tail_s"],
+            ],
+            ["CPU, this process (read, HMAC, copier thread)", pipe["cpu_main_s"]],
+            ["CPU, sealing processes", pipe["cpu_sealers_s"]],
+            ["CPU, the import's PostgreSQL backend", pipe["cpu_postgres_s"]],
+            [
+                "CPU, PostgreSQL, raw COPY into the LIKE table (baseline)",
+                pipe["cpu_postgres_copy_like_s"],
+            ],
+            [
+                "CPU, PostgreSQL, raw COPY into fulfillment_cardcode",
+                pipe["cpu_postgres_copy_cardcode_s"],
             ],
         ],
     )

@@ -9,17 +9,19 @@ One import (card_codes_import), in one transaction from the batch row to the las
    vault holds, which includes the chunks this import has inserted (same transaction).
    Once a chunk's look-up finds nothing known, the next chunks skip it (a new file is
    new throughout): the COPY's unique key catches what slips through, below.
-3. The new codes are sealed (Fernet + mask) by a pool of worker processes, while this
-   process reads the next chunk and PostgreSQL ingests the one before: the COPY runs
-   on a thread of its own (psycopg2 lets go of the GIL while PostgreSQL works, and
-   its connections are thread-safe). This thread waits for that COPY before it sends
-   a statement of its own, so the two never interleave on the connection.
-4. Each sealed chunk goes in with one COPY straight into the codes table, inside a
-   savepoint. If the unique key refuses it (a chunk that skipped the look-up held a
-   known code, or a concurrent import committed one meanwhile), that chunk is redone
-   through a temporary table with INSERT ... ON CONFLICT DO NOTHING, the known codes
-   count as duplicates, and look-ups resume. SQLite (the `make run` demo) seals in
-   this process and bulk_creates.
+3. The new codes are sealed (Fernet + mask) by a pool of worker processes, in parts
+   of SEAL_PART_CODES, while this process reads the next chunk and PostgreSQL
+   ingests the one before: the COPY runs on a thread of its own (psycopg2 lets go
+   of the GIL while PostgreSQL works, and its connections are thread-safe) and
+   starts on a chunk's first sealed part. This thread waits for that COPY before
+   it sends a statement of its own, so the two never interleave on the connection.
+4. Each sealed chunk goes in with one binary COPY straight into the codes table,
+   inside a savepoint; the (batch, SKU) key is checked as each COPY ends. If the
+   unique key refuses it (a chunk that skipped the look-up held a known code, or a
+   concurrent import committed one meanwhile), that chunk is redone through a
+   temporary table with INSERT ... ON CONFLICT DO NOTHING, the known codes count
+   as duplicates, and look-ups resume. SQLite (the `make run` demo) seals in this
+   process and bulk_creates.
 A malformed line, a file over `max_codes` or a dead worker rolls the whole import back.
 
 The sealing processes and the COPY: code_copy.py.
@@ -47,7 +49,9 @@ from config.lib.errors import DomainError
 from fulfillment import codefile, vault
 from fulfillment.models import CardCode, CodeBatch
 from fulfillment.services.code_copy import (
+    CopyAffixes,
     InFlight,
+    batch_key_checked_per_copy,
     copy_affixes,
     copy_chunk,
     seal_rows,
@@ -66,6 +70,9 @@ IMPORT_CHUNK_CODES = 20_000
 PARALLEL_MIN_CODES = 5000
 # Chunks sealed ahead of the one being COPYed, at most (the workers keep busy).
 IN_FLIGHT_CHUNKS = 2
+# Codes per sealing task: a chunk's COPY starts once its first part is sealed
+# (code_copy.CopyStream), so the part, not the chunk, is what PostgreSQL waits for.
+SEAL_PART_CODES = 2000
 PREVIEW_CODES = 20
 
 ERR_NOT_CARD_CODE_SKU = _("该 SKU 不是卡密类商品，不能导入卡密")
@@ -135,7 +142,8 @@ def card_codes_import(
             file_name=file_name[:200],
             created_by=actor,
         )
-        stream.run(batch=batch)
+        with batch_key_checked_per_copy():
+            stream.run(batch=batch)
         batch.imported_count = stream.imported
         batch.duplicate_count = stream.codes - stream.imported
         batch.rejected_count = len(stream.rejected)
@@ -288,7 +296,8 @@ class _Stream:
         # at codefile.ADMIN_MAX_CODES).
         held: set[str] = set()
         copy = batch is not None and connection.vendor == "postgresql"
-        affixes = copy_affixes(batch) if batch is not None else ("", "")
+        # Only a COPY (PostgreSQL, not a dry run) needs the batch's constant fields.
+        affixes = copy_affixes(batch) if copy and batch is not None else None
         try:
             for codes in self.chunks:
                 look_up = not copy or self._look_up or len(self.preview) < PREVIEW_CODES
@@ -301,7 +310,7 @@ class _Stream:
                 )
                 if batch is None:
                     held.update(fp for fp, _code in new)
-                elif not copy:
+                elif affixes is None:
                     _bulk_create(batch=batch, new=new)
                 else:
                     in_flight.append(
@@ -389,9 +398,8 @@ class _Stream:
             self._look_up = True  # known codes about: look before sealing again
 
     def _seal(
-        self, new: list[tuple[str, str]], affixes: tuple[str, str], *, whole_file: bool
+        self, new: list[tuple[str, str]], affixes: CopyAffixes, *, whole_file: bool
     ) -> list[Future[bytes]]:
-        prefix, suffix = affixes
         if not new:
             return []
         if (
@@ -407,12 +415,11 @@ class _Stream:
             self.processes = self.workers
         if self._pool is None:
             done: Future[bytes] = Future()
-            done.set_result(seal_rows(new, prefix, suffix))
+            done.set_result(seal_rows(new, affixes))
             return [done]
-        size = -(-len(new) // self.workers)
         return [
-            self._pool.submit(seal_rows, new[start : start + size], prefix, suffix)
-            for start in range(0, len(new), size)
+            self._pool.submit(seal_rows, new[start : start + SEAL_PART_CODES], affixes)
+            for start in range(0, len(new), SEAL_PART_CODES)
         ]
 
 
