@@ -39,7 +39,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.backends.utils import CursorWrapper
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def execute(cursor: CursorWrapper, sql: str, params: Sequence[Any]) -> None:
             db._kq_prepared = _Prepared(db.connection, stale=True)
         raise
     finally:
-        if db.queries_logged:
+        if isinstance(cursor, CursorDebugWrapper):
             # The debug cursor logged "EXECUTE kq_…('…')": show what it ran.
             shown = cursor.cursor.mogrify(sql, params).decode()
             db.queries_log[-1]["sql"] = f"{shown} /* EXECUTE {name} */"

@@ -195,3 +195,15 @@ def test_an_execute_of_a_statement_gone_from_the_server_starts_afresh():
     assert _run(sql, [3]) == [(3,)]  # plain
     assert _run(sql, [4]) == [(4,)]  # prepared again
     assert prepared_names(connection)[0] in _server_names()
+
+
+def test_a_capture_begun_inside_a_plain_cursor_keeps_its_log_true():
+    sql = "SELECT %s::int /* inside */"
+    _run(sql, [1])
+    _run("SELECT 'logged' /* before */", [])
+
+    with connection.cursor() as cursor, CaptureQueriesContext(connection) as ctx:
+        cursor.execute("SELECT 'logged'")  # a plain cursor: nothing logged
+        execute(cursor, sql, [2])
+
+    assert ctx.captured_queries == []
