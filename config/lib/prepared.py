@@ -173,17 +173,25 @@ def _name_for(db: Any, cursor: CursorWrapper, sql: str, count: int) -> str | Non
     state.seen.discard(sql)
     if state.stale:
         evicted, state.stale = "ALL", False
-    if not _prepare(raw, cursor.cursor, name, text, evicted):
-        if len(_refused) < _REFUSED_MAX:
+    # A failure _prepare does not handle (the connection broke) reaches the
+    # caller as Django's error, with the connection marked for its health check.
+    with db.wrap_database_errors:
+        prepared = _prepare(raw, cursor.cursor, name, text, evicted)
+    if not prepared:
+        if prepared is False and len(_refused) < _REFUSED_MAX:
             _refused.add(sql)
         return None
     state.names[sql] = name
     return name
 
 
-def _prepare(raw: Any, cursor: Any, name: str, text: str, evicted: str | None) -> bool:
-    """PREPARE `name` (DEALLOCATE `evicted` first, "ALL" for all); False if
-    PostgreSQL refused.
+def _prepare(
+    raw: Any, cursor: Any, name: str, text: str, evicted: str | None
+) -> bool | None:
+    """PREPARE `name` (DEALLOCATE `evicted` first, "ALL" for all). True when
+    prepared; False when PostgreSQL refused the text (a syntax or analysis
+    error, class 42: it would refuse it again); None on another error (a lock
+    or statement timeout...): plain this time, prepared another time.
 
     In a transaction (autocommit off) the statements run in a savepoint, one
     round trip, so that a refusal leaves the caller's transaction usable.
@@ -214,5 +222,5 @@ def _prepare(raw: Any, cursor: Any, name: str, text: str, evicted: str | None) -
             # The evicted statement was gone already (DEALLOCATE ALL, DISCARD).
             return _prepare(raw, cursor, name, text, None)
         logger.info("statement not prepared (%s): %s", exc.pgcode, name)
-        return False
+        return False if (exc.pgcode or "").startswith("42") else None
     return True

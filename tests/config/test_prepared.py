@@ -207,3 +207,14 @@ def test_a_capture_begun_inside_a_plain_cursor_keeps_its_log_true():
         execute(cursor, sql, [2])
 
     assert ctx.captured_queries == []
+
+
+def test_a_prepare_failing_for_another_reason_is_tried_again_later():
+    # Not a syntax or analysis error (class 42): the text is not refused for good.
+    sql = "SELECT %s::int + '99999999999'::int /* out of range */"
+
+    for _ in range(2):
+        with pytest.raises(DataError), transaction.atomic():
+            _run(sql, [1])
+
+    assert sql not in prepared._refused
