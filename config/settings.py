@@ -134,6 +134,10 @@ if USING_POSTGRES and PG_RANDOM_PAGE_COST:
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c random_page_cost={float(PG_RANDOM_PAGE_COST)}"
     )
+# The paid path's hand-written SQL runs as prepared statements on PostgreSQL
+# (config/lib/prepared.py). false behind a transaction-pooling proxy (PgBouncer
+# in transaction mode), which forgets them between transactions.
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # The make-run demo writes from three processes at once (web, worker, beat).
     # WAL lets readers carry on while one process writes. IMMEDIATE takes the

@@ -13,7 +13,7 @@ import hashlib
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from config.lib.db import row_get
+from config.lib.db import execute, row_get
 from orders.models import Order, Refund
 
 
@@ -27,7 +27,8 @@ def user_lock_for_update(*, user_id: int) -> None:
     quote = connection.ops.quote_name
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
-        cursor.execute(
+        execute(
+            cursor,
             f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)}"  # noqa: S608
             f" WHERE {quote(meta.pk.column)} = %s{lock}",
             [user_id],

@@ -7,19 +7,24 @@ these helpers instead: plain parameterised SQL built from the model's own
 field and column names, values prepared by the model's own fields (so they
 work on SQLite as on PostgreSQL), rows turned back into model instances with
 `Model.from_db` only where a model is wanted. They take field names (or
-attnames such as `order_id`), never user-supplied SQL.
+attnames such as `order_id`), never user-supplied SQL. Their statements run
+through `execute` (config/lib/prepared.py): prepared statements on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import Any, Literal, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
+
+from config.lib.prepared import execute as execute  # re-exported for call sites
 
 M = TypeVar("M", bound=Model)
 
@@ -90,18 +95,91 @@ def insert_values(
     """Quoted columns and prepared values of a new `obj`, its pk and `skip` left out.
 
     Field defaults were applied when `obj` was built; `pre_save` fills
-    auto_now(_add) as `save()` would.
+    auto_now(_add) as `save()` would. A value of the type a stock field stores
+    as it is (see `_insert_plan`) goes as it is; any other value, and every
+    value of another field (JSON, UUID, encrypted...), through the field's own
+    `get_db_prep_save`.
     """
+    columns, plan = _insert_plan(type(obj), tuple(skip))
     db = _db()
+    values: list[Any] = []
+    attrs = obj.__dict__
+    for attname, field, native, pre_save in plan:
+        if pre_save:
+            value = field.pre_save(obj, True)
+        else:
+            try:
+                value = attrs[attname]
+            except KeyError:  # deferred: the descriptor knows
+                value = getattr(obj, attname)
+        kind = type(value)
+        if value is None and native is not None:
+            values.append(None)
+        elif kind is native and (
+            (kind is not Decimal or value.is_finite())
+            and (kind is not dt.datetime or value.tzinfo is not None)
+        ):
+            values.append(value)
+        else:
+            values.append(field.get_db_prep_save(value, db))
+    return list(columns), values
+
+
+# Stock field classes whose `get_db_prep_save` hands a value of this exact type
+# to PostgreSQL unchanged (psycopg2 adapts it): checked by class identity, so
+# a subclass with its own conversion (an encrypted field...) is not in it.
+_NATIVE: dict[type[Field[Any, Any]], type] = {
+    **dict.fromkeys(
+        (
+            models.CharField,
+            models.TextField,
+            models.EmailField,
+            models.SlugField,
+            models.URLField,
+        ),
+        str,
+    ),
+    **dict.fromkeys(
+        (
+            models.IntegerField,
+            models.BigIntegerField,
+            models.SmallIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveBigIntegerField,
+            models.PositiveSmallIntegerField,
+            models.AutoField,  # a foreign key's target
+            models.BigAutoField,
+            models.SmallAutoField,
+        ),
+        int,
+    ),
+    models.BooleanField: bool,
+    models.DecimalField: Decimal,
+    models.DateTimeField: dt.datetime,  # aware only (naive: Django warns, converts)
+}
+
+
+@cache
+def _insert_plan(
+    model: type[Model], skip: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[tuple[str, Any, type | None, bool], ...]]:
+    """Per model: the INSERT's quoted columns, and per field its attname, the
+    field, the type passed as it is (None: always convert) and whether
+    `pre_save` has work to do (auto_now, auto_now_add, file fields)."""
     fields = [
-        f
-        for f in _insert_fields(type(obj))
-        if not skip or (f.attname not in skip and f.name not in skip)
+        f for f in _insert_fields(model) if f.attname not in skip and f.name not in skip
     ]
-    return (
-        [_quote(f.column) for f in fields],
-        [f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields],
-    )
+    postgres = _db().vendor == "postgresql"  # elsewhere values are converted
+    plan = []
+    for f in fields:
+        target = f.target_field if isinstance(f, models.ForeignKey) else f
+        native = _NATIVE.get(type(target)) if postgres else None
+        pre_save = type(f).pre_save is not Field.pre_save and (
+            not isinstance(f, models.DateField)  # DateTimeField too
+            or bool(f.auto_now or f.auto_now_add)
+        )
+        plan.append((f.attname, f, native, pre_save))
+    return tuple(_quote(f.column) for f in fields), tuple(plan)
 
 
 def _saved(obj: Model, pk: Any) -> None:
@@ -142,7 +220,8 @@ def _insert(obj: Model, *, on_conflict: bool, unique: Sequence[str]) -> bool:
         conflict = f" ON CONFLICT{target} DO NOTHING"
     assert opts.pk is not None  # noqa: S101
     with _db().cursor() as cursor:
-        cursor.execute(
+        execute(
+            cursor,
             f"INSERT INTO {_quote(opts.db_table)}"  # noqa: S608 (names from the model)
             f" ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
             f"{conflict} RETURNING {_quote(opts.pk.column)}",
@@ -169,7 +248,8 @@ def rows_insert(objs: Iterable[Model]) -> None:
         params.extend(values)
     row = f"({', '.join(['%s'] * len(columns))})"
     with _db().cursor() as cursor:
-        cursor.execute(
+        execute(
+            cursor,
             f"INSERT INTO {_quote(opts.db_table)} ({', '.join(columns)})"  # noqa: S608
             f" VALUES {', '.join([row] * len(objs))}"
             f" RETURNING {_quote(opts.pk.column)}",
@@ -205,7 +285,7 @@ def rows_get(
     if for_update and db.features.has_select_for_update:
         sql += " FOR UPDATE"
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         rows = cursor.fetchall()
     converters = _converters(model)
     return [
@@ -232,7 +312,8 @@ def rows_get_after(
     condition, params = _where(model, where, db)
     assert model._meta.pk is not None  # noqa: S101
     with db.cursor() as cursor:
-        cursor.execute(
+        execute(
+            cursor,
             f"WITH {ctes} SELECT {columns}, {extra}"  # noqa: S608
             f" FROM {_quote(model._meta.db_table)} WHERE {condition}"
             f" ORDER BY {_quote(model._meta.pk.column)}",
@@ -371,13 +452,13 @@ def writes_run(writes: Sequence[Write]) -> list[Any]:
                     f" FROM w{i})"
                 )
                 params.extend(write.params)
-            cursor.execute(
-                f"WITH {', '.join(parts)} SELECT {', '.join(answers)}", params
+            execute(
+                cursor, f"WITH {', '.join(parts)} SELECT {', '.join(answers)}", params
             )
             return list(cursor.fetchone())
         results: list[Any] = []
         for write in writes:
-            cursor.execute(write.sql, write.params)
+            execute(cursor, write.sql, write.params)
             if write.answer == "pk":
                 row = cursor.fetchone()
                 results.append(row[0] if row else None)

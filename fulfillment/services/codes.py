@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from catalog.models import Sku
-from config.lib.db import rows_update
+from config.lib.db import execute, rows_update
 from config.lib.errors import DomainError
 from fulfillment import vault
 from fulfillment.locks import (
@@ -62,7 +62,7 @@ def card_codes_reserve(
         )
         params[1:1] = [order_line_id]  # the line comes after the status
         with connection.cursor() as cursor:
-            cursor.execute(f"{sql} RETURNING id", params)
+            execute(cursor, f"{sql} RETURNING id", params)
             ids = [row[0] for row in cursor.fetchall()]
         card_codes_reserve_check(sku=sku, quantity=quantity, reserved=len(ids))
         return ids

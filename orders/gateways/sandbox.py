@@ -106,7 +106,7 @@ def _trade_open_or_reuse(trade: SandboxTrade, *, order_id: int) -> str:
     checkout."""
     from django.db import connection
 
-    from config.lib.db import insert_values
+    from config.lib.db import execute, insert_values
 
     table = connection.ops.quote_name(trade._meta.db_table)
     columns, values = insert_values(trade, skip=("subject",))
@@ -122,7 +122,7 @@ def _trade_open_or_reuse(trade: SandboxTrade, *, order_id: int) -> str:
     )
     waiting = [trade.out_trade_no, trade.Status.WAITING.value]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*waiting, *values, order_id, ""])
+        execute(cursor, sql, [*waiting, *values, order_id, ""])
         row = cursor.fetchone()
         if row is None:
             # Another click opened the order's trade at the same moment: the

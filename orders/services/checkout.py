@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from accounts.models import User
 from catalog import cache as catalog_cache
 from catalog.models import Sku
-from config.lib.db import insert_values, row_insert
+from config.lib.db import execute, insert_values, row_insert
 from config.lib.errors import DomainError
 from fulfillment.selectors import topup_capacity_by_sku
 from fulfillment.services import (
@@ -270,7 +270,7 @@ def _orders_unpaid_or_token(
         sql += ' OR "client_token" = %s'
         params.append(client_token)
     with connection.cursor() as cursor:
-        cursor.execute(sql + ")", params)
+        execute(cursor, sql + ")", params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
@@ -318,7 +318,7 @@ def _order_write(
     sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
     sql += "(SELECT count(*) FROM r)" if reserving else "0"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute(cursor, sql, params)
         order_id, line_id, reserved = cursor.fetchone()
     if reserving:
         card_codes_reserve_check(
