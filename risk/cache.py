@@ -11,6 +11,10 @@ rules themselves.
 
 `QuerySet.update()` and raw SQL on the risk tables bypass the signals: call
 `risk_rules_changed()` after them.
+
+A process trusts the token it read for VERSION_TRUST_SECONDS (one cache GET a
+second, not two per paid order): another process's change takes effect here
+within that second; this process's own change at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -34,6 +39,8 @@ from risk.types import Action, Stage
 logger = logging.getLogger(__name__)
 
 VERSION_KEY = "risk:version"
+# How long a process trusts the token it read (see the module docstring).
+VERSION_TRUST_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,29 @@ _current: list[
 ] = []  # at most one: the snapshot of the newest version seen
 
 
+_clock = time.monotonic
+# (token, when it was read): the token this process read last, trusted a moment.
+_seen: list[tuple[str, float]] = []
+
+
 def _version() -> str:
+    """The current version token, read at most once per VERSION_TRUST_SECONDS."""
+    now = _clock()
+    seen = _seen[0] if _seen else None
+    if seen is not None and now - seen[1] < VERSION_TRUST_SECONDS:
+        return seen[0]
+    version = _version_read()
+    if not version.startswith("nocache-"):
+        _seen[:] = [(version, now)]
+    return version
+
+
+def risk_version_forget() -> None:
+    """Forget the token this process read (the shared cache was emptied)."""
+    _seen.clear()
+
+
+def _version_read() -> str:
     """The current version token; a fresh one per call when the cache is down
     (every checkout then reads the rules from the database: slower, never stale)."""
     try:
@@ -67,6 +96,7 @@ def risk_rules_changed() -> None:
     """Retire every process's snapshot (now, and again after commit)."""
 
     def bump() -> None:
+        risk_version_forget()  # this process sees its own change at once
         try:
             cache.set(VERSION_KEY, secrets.token_hex(8), None)
         except Exception:

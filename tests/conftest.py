@@ -10,6 +10,7 @@ from django.utils import translation
 from config.celery import app as celery_app
 from config.roles import staff_groups_sync
 from orders.gateways import sandbox
+from risk.cache import risk_version_forget
 from tests.factories.accounts import UserFactory
 
 pytest_plugins = ["tests.fixtures.supplier_simulator"]
@@ -26,8 +27,10 @@ def _celery_eager():
 
 @pytest.fixture(autouse=True)
 def _empty_cache():
-    """Rate-limit counters live in the cache (Redis): no test inherits another's."""
+    """Rate-limit counters live in the cache (Redis): no test inherits another's;
+    nor the risk rules' version token a process trusts for a second."""
     cache.clear()
+    risk_version_forget()
 
 
 @pytest.fixture(autouse=True)
