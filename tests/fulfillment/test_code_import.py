@@ -226,16 +226,15 @@ def test_card_codes_import_leaves_nothing_when_a_late_line_is_malformed(small_ch
     assert not CardCode.objects.exists()
 
 
-@pytest.mark.parametrize("workers", [0, 1, 2])
-def test_card_codes_import_leaves_nothing_when_sealing_fails(
-    small_chunks, monkeypatch, workers
-):
+def sealing_fails_and_nothing_is_left(monkeypatch, *, workers: int, fails) -> None:
+    """Import 400 codes with sealing failing on the calls `fails(n)` picks (n from 1):
+    the error reaches the caller without a code in it, and nothing is written."""
     sku = SkuFactory()
     calls = []
 
     def failing(codes):
         calls.append(1)
-        if len(calls) > 3:
+        if fails(len(calls)):
             raise RuntimeError("sealing failed")
         return vault_encrypt_many(codes)
 
@@ -249,6 +248,15 @@ def test_card_codes_import_leaves_nothing_when_sealing_fails(
     assert not any(code in str(exc.value) for code in codes)
     assert not CodeBatch.objects.exists()
     assert not CardCode.objects.exists()
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_card_codes_import_leaves_nothing_when_sealing_fails(
+    small_chunks, monkeypatch, workers
+):
+    sealing_fails_and_nothing_is_left(
+        monkeypatch, workers=workers, fails=lambda n: n > 3
+    )
 
 
 def test_card_codes_import_counts_rejected_lines_and_imports_the_rest():

@@ -13,6 +13,7 @@ from fulfillment.models import CardCode, CodeBatch
 from fulfillment.services import card_codes_add, code_import
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import make_codes, stock_codes
+from tests.fulfillment.test_code_import import sealing_fails_and_nothing_is_left
 
 pytestmark = pytest.mark.django_db
 
@@ -84,25 +85,10 @@ def test_card_codes_import_stores_non_ascii_and_backslash_codes_exactly(workers)
 def test_card_codes_import_raises_the_sealing_error_met_during_a_copy(
     small_parts, monkeypatch, workers
 ):
-    sku = SkuFactory()
-    calls = []
-
-    def failing(codes):
-        calls.append(1)
-        if len(calls) == 4:  # a later part: its chunk's COPY is already reading
-            raise RuntimeError("sealing failed")
-        return vault_encrypt_many(codes)
-
-    vault_encrypt_many = vault.encrypt_many
-    monkeypatch.setattr(vault, "encrypt_many", failing)  # the workers fork with it
-    codes = make_codes(400)
-
-    with pytest.raises(RuntimeError, match="sealing failed") as exc:
-        stock_codes(sku, codes, workers=workers)
-
-    assert not any(code in str(exc.value) for code in codes)
-    assert not CodeBatch.objects.exists()
-    assert not CardCode.objects.exists()
+    # The fourth part: its chunk's COPY is already reading the parts before it.
+    sealing_fails_and_nothing_is_left(
+        monkeypatch, workers=workers, fails=lambda n: n == 4
+    )
 
 
 def test_card_codes_import_checks_the_batch_key_as_each_copy_ends():
