@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -31,3 +33,12 @@ def pay_orders(client, alice, settings):
         return orders
 
     return pay
+
+
+@pytest.fixture
+def sku():
+    """A ¥25.00 card-code SKU, TX-VIP-MONTH, with three codes (a test module may
+    define its own)."""
+    sku = SkuFactory(code="TX-VIP-MONTH", price=Decimal("25.00"))
+    stock_codes(sku, 3)
+    return sku

@@ -44,13 +44,6 @@ Outcome = PaymentNotify.Outcome
 
 
 @pytest.fixture
-def sku():
-    sku = SkuFactory(code="TX-VIP-MONTH", price=Decimal("25.00"))
-    stock_codes(sku, 3)
-    return sku
-
-
-@pytest.fixture
 def order(alice, sku):
     return order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=2)
 

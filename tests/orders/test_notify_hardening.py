@@ -32,7 +32,6 @@ from orders.services import payments as payments_module
 from orders.tasks import sandbox_notify_sweep_task
 from tests.conftest import signed_notify
 from tests.factories.accounts import UserFactory
-from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import stock_codes
 from tests.orders.gateways.conftest import merchant_key, wechat  # noqa: F401
 
@@ -41,13 +40,6 @@ NOTIFY_URL = reverse("orders:payment-notify", args=["sandbox"])
 WECHAT_NOTIFY_URL = reverse("orders:payment-notify", args=["wechat"])
 Outcome = PaymentNotify.Outcome
 URLENCODED = "application/x-www-form-urlencoded"
-
-
-@pytest.fixture
-def sku():
-    sku = SkuFactory(code="TX-VIP-MONTH", price=Decimal("25.00"))
-    stock_codes(sku, 3)
-    return sku
 
 
 @pytest.fixture

@@ -23,8 +23,6 @@ from orders.guest import access_token
 from orders.models import Order, Payment, PaymentNotify
 from orders.services import order_place
 from orders.services.payment_return import RETURN_CONFIRM_FOR
-from tests.factories.catalog import SkuFactory
-from tests.factories.fulfillment import stock_codes
 from tests.factories.orders import sandbox_trade_paid
 from tests.orders.gateways.conftest import (  # noqa: F401
     alipay,
@@ -36,13 +34,6 @@ pytestmark = pytest.mark.django_db
 LOST = "http://127.0.0.1:9"  # nothing listens: Alipay's notifies are lost
 CONFIRMING = "支付确认中"
 PAY_NOW = "去支付"
-
-
-@pytest.fixture
-def sku():
-    sku = SkuFactory(code="TX-VIP-MONTH", price=Decimal("25.00"))
-    stock_codes(sku, 3)
-    return sku
 
 
 @pytest.fixture
