@@ -217,8 +217,12 @@ def _payout_error(reseller: Reseller, amount: Decimal) -> str | None:
     if open_amount == amount:
         return None
     available = reseller_balance_get(reseller_id=reseller.pk).available
-    if open_amount is None and amount != available:  # the page was stale
-        return str(ERR_BALANCE_CHANGED % {"available": f"{available:.2f}"})
+    if open_amount is None and amount != available:
+        if _open_payout_amount(reseller) == amount:
+            return None  # the other click's request committed between the reads
+        return str(
+            ERR_BALANCE_CHANGED % {"available": f"{available:.2f}"}
+        )  # stale page
     try:
         payout_request(reseller_id=reseller.pk)
     except PayoutError as exc:
