@@ -3,12 +3,29 @@
 Redis (`RISK_COUNTERS_REDIS_URL`, default `REDIS_URL`): one sorted set per
 subject value and scope (e.g. the orders of one device on one platform), scored
 by time in ms, one member per checkout carrying its amount, quantity and a hash
-of its recharge account. One Lua script per checkout trims every set to its
-longest window, adds this checkout's provisional member and computes every
-count, atomically: of 50 checkouts racing from one device under a limit of 5,
-exactly 5 see a count of 5 or less. The member is the checkout's *hold*:
-`counters_release` removes it when no order is created; otherwise it stays
-until it is older than the longest window (the set's EXPIRE).
+of its recharge account. One Lua script per checkout (risk/counters_lua.py)
+adds this checkout's provisional member, trims every set to the longest window
+counted in it and computes every count, atomically: of 50 checkouts racing from one device
+under a limit of 5, exactly 5 see a count of 5 or less. The member is the
+checkout's *hold*: `counters_release` (a second small script) removes it when
+no order is created; otherwise it stays until it is older than the longest
+window (the set's EXPIRE).
+
+Plain counts are ZCOUNTs (O(log n)). Sums (amount, quantity) and distinct
+recharge accounts are read from a *running aggregate* per set and window, kept
+next to the set: the fold of the set's members scored above the aggregate's
+left edge. Each checkout moves the edge to now - window, reading only the
+members that crossed it since the last checkout (or, when the clock went back,
+that are inside again), and adds its own member; a release subtracts it. Each
+member is thus read once entering and once leaving each window, whatever the
+window holds; an aggregate is built from a scan of its window once, when first
+asked for. Details and keys in risk/counters_lua.py.
+
+KEY_PREFIX changed with the aggregates ("risk:c:" -> "risk:c2:"): a Redis still
+holding the first script's sets is never read as if they had aggregates. The
+epoch key is under the prefix, so at the deploy the epoch restarts and the
+partial-window rule below counts from the database until Redis has seen whole
+windows again.
 
 Redis knows only what it has seen. Its counts are trusted for a window only
 when they are complete for the whole of it: the script keeps an *epoch* (when
@@ -41,6 +58,7 @@ from typing import Any, ClassVar
 import redis
 from django.conf import settings
 
+from risk import counters_lua
 from risk.dbcounts import db_counts
 from risk.matching import counted_value, normalize_recharge_account
 from risk.rules import Metric, Query
@@ -48,7 +66,9 @@ from risk.types import Signals, Stage
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "risk:c:"
+# "c2": the sets of the first script (no running aggregates) are never read
+# with the aggregates' invariant; see the module docstring.
+KEY_PREFIX = "risk:c2:"
 EPOCH_KEY = KEY_PREFIX + "epoch"
 # A checkout must not wait on a sick Redis: fail fast and count from the database.
 SOCKET_TIMEOUT = 0.5
@@ -59,81 +79,6 @@ _METRIC_CODES = {
     Metric.QUANTITY: "q",
     Metric.RECHARGE_ACCOUNTS: "r",
 }
-
-# KEYS[1] the epoch, KEYS[2..] the counter sets. ARGV, packed into five
-# strings (a call of ~50 arguments cost more to build and send than the script
-# ran): now_ms, member, reset_epoch ("1"/"0"), then per set "retention_ms
-# scan_ms" (scan: the longest window a sum or distinct count needs, 0 for none),
-# then per count "set_index window_ms metric_code", all space-separated.
-# Returns {epoch, counts...}. Plain counts are ZCOUNTs; each set's members are
-# read and parsed at most once, however many sums and distinct counts ask.
-_SCRIPT = """
-local now = tonumber(ARGV[1])
-local member = ARGV[2]
-if ARGV[3] == '1' then redis.call('SET', KEYS[1], now) end
-local epoch = redis.call('GET', KEYS[1])
-if not epoch then
-  redis.call('SET', KEYS[1], now)
-  epoch = now
-else
-  epoch = tonumber(epoch)
-end
-local scan = {}
-local i = 2
-for keep, wide in string.gmatch(ARGV[4], '(%d+) (%d+)') do
-  keep = tonumber(keep)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - keep)
-  redis.call('ZADD', KEYS[i], now, member)
-  redis.call('PEXPIRE', KEYS[i], keep)
-  scan[i] = tonumber(wide)
-  i = i + 1
-end
--- Plain counts now; sums and distinct counts gathered per set, to be read
--- in one pass over its members below.
-local out = {epoch}
-local sums = {}
-for idx, window, metric in string.gmatch(ARGV[5], '(%d+) (%d+) (%a)') do
-  idx = tonumber(idx)
-  local since = now - tonumber(window)
-  if metric == 'n' then
-    out[#out + 1] = redis.call('ZCOUNT', KEYS[idx], '(' .. since, '+inf')
-  else
-    out[#out + 1] = 0
-    sums[idx] = sums[idx] or {}
-    table.insert(sums[idx], {#out, since, metric, {}})
-  end
-end
-for idx, asks in pairs(sums) do
-  -- One count alone needs no scores: the range is its window.
-  local alone = #asks == 1
-  local found
-  if alone then
-    found = redis.call('ZRANGEBYSCORE', KEYS[idx], '(' .. (now - scan[idx]), '+inf')
-  else
-    found = redis.call(
-      'ZRANGEBYSCORE', KEYS[idx], '(' .. (now - scan[idx]), '+inf', 'WITHSCORES')
-  end
-  local step = alone and 1 or 2
-  for j = 1, #found, step do
-    local score = alone and 0 or tonumber(found[j + 1])
-    local cents, qty, ra = string.match(found[j], '^[^|]*|([^|]*)|([^|]*)|(.*)$')
-    for _, ask in ipairs(asks) do
-      if alone or score > ask[2] then
-        local at, metric, seen = ask[1], ask[3], ask[4]
-        if metric == 'a' then
-          out[at] = out[at] + tonumber(cents)
-        elseif metric == 'q' then
-          out[at] = out[at] + tonumber(qty)
-        elseif ra ~= '' and not seen[ra] then
-          seen[ra] = true
-          out[at] = out[at] + 1
-        end
-      end
-    end
-  end
-end
-return out
-"""
 
 
 @dataclass(frozen=True)
@@ -150,7 +95,8 @@ class _Redis:
     lock = threading.Lock()
     clients: ClassVar[
         dict[str, tuple[redis.Redis, Any]]
-    ] = {}  # url -> (client, script)
+    ] = {}  # url -> (client, checkout script)
+    releases: ClassVar[dict[str, Any]] = {}  # url -> release script
     # Set when this process failed to reach Redis: the next script call restarts
     # the epoch, since the orders placed meanwhile are only in the database.
     gap = False
@@ -175,7 +121,8 @@ def _client(url: str) -> tuple[redis.Redis, Any]:
                     socket_timeout=SOCKET_TIMEOUT,
                     retry_on_timeout=False,
                 )
-                found = (client, client.register_script(_SCRIPT))
+                found = (client, client.register_script(counters_lua.CHECKOUT))
+                _Redis.releases[url] = client.register_script(counters_lua.RELEASE)
                 _Redis.clients[url] = found
     return found
 
@@ -199,7 +146,7 @@ def _redis_counts(
 ) -> tuple[dict[Query, Decimal], set[Query], tuple[str, ...]]:
     """Counts from Redis (this checkout added), the queries it cannot answer
     alone (incomplete window) and the hold. Raises: redis.RedisError."""
-    keys: dict[str, list[int]] = {}  # set key -> [retention ms, scan ms]
+    keys: dict[str, int] = {}  # set key -> retention ms
     plan: list[tuple[Query, str, int]] = []  # query, set, window ms
     for query in queries:
         value = counted_value(query.subject, signals)
@@ -207,10 +154,7 @@ def _redis_counts(
             continue
         key = _set_key(query, value)
         window_ms = query.window * 1000
-        spans = keys.setdefault(key, [0, 0])
-        spans[0] = max(spans[0], window_ms)
-        if query.metric != Metric.ORDERS:
-            spans[1] = max(spans[1], window_ms)
+        keys[key] = max(keys.get(key, 0), window_ms)
         plan.append((query, key, window_ms))
     if not plan:
         return {}, set(), ()
@@ -231,7 +175,7 @@ def _redis_counts(
         now_ms,
         member,
         "1" if _Redis.gap else "0",
-        " ".join(f"{keep} {scan}" for keep, scan in keys.values()),
+        " ".join(str(keep) for keep in keys.values()),
         " ".join(
             f"{index[key]} {window_ms} {_METRIC_CODES[query.metric]}"
             for query, key, window_ms in plan
@@ -243,7 +187,8 @@ def _redis_counts(
     epoch_ms = int(reply[0])
     counts: dict[Query, Decimal] = {}
     partial: set[Query] = set()
-    for (query, _key, window_ms), total in zip(plan, reply[1:], strict=True):
+    # reply[1]: how many members the script parsed (for tests and benchmarks).
+    for (query, _key, window_ms), total in zip(plan, reply[2:], strict=True):
         count = Decimal(int(total))
         counts[query] = count / 100 if query.metric == Metric.AMOUNT else count
         start_ms = max(epoch_ms, int(queries[query] * 1000))
@@ -292,7 +237,7 @@ def counters_read(signals: Signals, queries: Mapping[Query, float]) -> CounterRe
 
 
 def counters_release(hold: tuple[str, ...]) -> None:
-    """Remove a checkout's provisional member from its sets.
+    """Remove a checkout's provisional member from its sets and their aggregates.
 
     Raises: nothing (a member Redis keeps by mistake only makes the limits
     stricter until it expires; logged).
@@ -304,12 +249,9 @@ def counters_release(hold: tuple[str, ...]) -> None:
     url = _redis_url()
     if not url:
         return
-    client, _script = _client(url)
+    _client(url)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.zrem(key, member)
-            pipe.execute()
+        _Redis.releases[url](keys=keys, args=[member])
     except redis.RedisError as exc:
         logger.warning(
             "risk counters: hold not released, it expires with its window (%s)",
