@@ -7,8 +7,10 @@ Runs benchmarks/checkout_paid_orders.py four times (fresh database, gunicorn -w 
 8 clients buying card codes: checkout POST -> pay page -> signed notify, each
 checkout from its own address as a shop's many shoppers are), in the
 order 0/redis, 20/redis, 0/db, 20/db, and prints paid orders/s, the checkout POST's
-median latency and the server's CPU per order for each, with the overhead of 20
-rules against 0 on the same counters. With `--rounds N` the four cases run N
+median latency and the server's CPU per order (gunicorn + PostgreSQL) for each,
+with the overhead of 20 rules against 0 on the same counters; the redis-server's
+own CPU per order beside it (where the counters' Lua script runs: the whole
+server, so other users of it on the machine count too). With `--rounds N` the four cases run N
 times, every other round in the reverse order (so that no case always runs
 first or after the same neighbour), and the overhead is the median of the
 per-round differences. Every run checks what it sold (the
@@ -66,6 +68,7 @@ def run(rules: int, counters: str, args: argparse.Namespace) -> dict[str, Any]:
         "paid_per_s": app["paid_per_s"],
         "checkout_p50_ms": app["step_p50_ms"].get("checkout"),
         "server_cpu_ms_per_order": app.get("server_cpu_ms_per_order"),
+        "redis_cpu_ms_per_order": app.get("cpu_ms_per_order", {}).get("redis", 0.0),
         "verify_ok": app["verify"]["ok"],
         "raw": app,
     }
@@ -89,17 +92,18 @@ def main() -> None:
     print()
     print(
         "| round | rules | counters | paid orders/s | checkout p50 ms "
-        "| server CPU ms/order | checked |"
+        "| server CPU ms/order | redis-server CPU ms/order | checked |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['round']} | {r['rules']} | {r['counters']} | {r['paid_per_s']:.1f} | "
             f"{_fmt(r['checkout_p50_ms'])} | {_fmt(r['server_cpu_ms_per_order'])} | "
-            f"{'ok' if r['verify_ok'] else 'FAIL'} |"
+            f"{_fmt(r['redis_cpu_ms_per_order'])} | {'ok' if r['verify_ok'] else 'FAIL'} |"
         )
     for counters in ("redis", "db"):
         extras = []
+        redis_extras = []
         for round_no in range(1, args.rounds + 1):
             base, full = (
                 next(
@@ -115,11 +119,16 @@ def main() -> None:
                 extras.append(
                     full["server_cpu_ms_per_order"] - base["server_cpu_ms_per_order"]
                 )
+                redis_extras.append(
+                    full["redis_cpu_ms_per_order"] - base["redis_cpu_ms_per_order"]
+                )
         if extras:
             each = ", ".join(f"{e:+.2f}" for e in extras)
             print(
                 f"20 rules over 0 ({counters}): {statistics.median(extras):+.2f} ms "
-                f"server CPU per order (median of rounds: {each})"
+                f"server CPU per order (median of rounds: {each}); redis-server "
+                f"{statistics.median(redis_extras):+.2f} ms "
+                f"({', '.join(f'{e:+.2f}' for e in redis_extras)})"
             )
     if args.json:
         benchlib.RESULTS.mkdir(exist_ok=True)
