@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import pstats
 import re
@@ -61,6 +62,11 @@ def parse_args() -> argparse.Namespace:
         "--skip-cprofile", action="store_true", help="time only (e.g. under py-spy)"
     )
     p.add_argument("--pstats", default="", help="also write the cProfile data here")
+    p.add_argument(
+        "--no-gc-freeze",
+        action="store_true",
+        help="leave the warmed heap in the collector (config/wsgi.py freezes it)",
+    )
     return p.parse_args()
 
 
@@ -232,6 +238,36 @@ def one_order(
     return fields
 
 
+class GcMeter:
+    """Python's cyclic garbage collections (count and CPU per generation) while
+    the block runs: a cost of the request path that no function profile shows."""
+
+    def __enter__(self) -> GcMeter:
+        self.count = [0, 0, 0]
+        self.cpu = [0.0, 0.0, 0.0]
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.process_time()
+        else:
+            generation = info["generation"]
+            self.count[generation] += 1
+            self.cpu[generation] += time.process_time() - self._began
+
+    def summary(self, orders: int) -> str:
+        per = ", ".join(
+            f"gen{g} {n} ({t * 1000 / orders:.3f} ms/order)"
+            for g, (n, t) in enumerate(zip(self.count, self.cpu, strict=True))
+        )
+        return f"GC collections: {per}"
+
+
 def main(args: argparse.Namespace) -> None:
     print(f"machine: {benchlib.machine_info()}")
     env = benchlib.fresh_django(
@@ -245,6 +281,11 @@ def main(args: argparse.Namespace) -> None:
     secret = env["SANDBOX_PAY_SECRET"]
     for _ in range(20):  # warm: imports, template loading, connections
         one_order(client, session_key=session_key, csrf=csrf, secret=secret)
+    if not args.no_gc_freeze:
+        # What config/wsgi.py does in every server process (config/lib/gcheap.py).
+        from config.lib.gcheap import heap_freeze
+
+        heap_freeze()
 
     # 1. the SQL of one order, per request (BEGIN/COMMIT/SAVEPOINT included; the
     # connection health check and Redis round trips are not SQL the ORM logs)
@@ -271,7 +312,7 @@ def main(args: argparse.Namespace) -> None:
     backends = {"postgres": lambda: benchlib.pg_backends(args.db_name)}
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    with benchlib.CpuAccount(backends) as account:
+    with benchlib.CpuAccount(backends) as account, GcMeter() as collections:
         for _ in range(args.orders):
             one_order(
                 client,
@@ -287,7 +328,8 @@ def main(args: argparse.Namespace) -> None:
         f"In-process, one client, {args.orders} orders: {args.orders / wall:.1f} orders/s, "
         f"Django process CPU {django_cpu * 1000 / args.orders:.2f} ms/order, "
         f"PostgreSQL backend CPU {account.seconds['postgres'] * 1000 / args.orders:.2f} ms/order, "
-        f"wall {wall * 1000 / args.orders:.2f} ms/order",
+        f"wall {wall * 1000 / args.orders:.2f} ms/order; "
+        f"{collections.summary(args.orders)}",
         ["step", "p50 ms", "p99 ms", "CPU p50 ms", "CPU mean ms"],
         [
             [
