@@ -63,23 +63,17 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # One layer, static files served above it (config/lib/middleware.py): the CSP;
-    # cookies holding NUL dropped before the session reads them, NUL in a path,
-    # query or form a 404/400 (config/lib/nul.py); Cache-Control: private.
+    # cookies holding NUL dropped; Django's session; the language
+    # (config/lib/locale.py); Django's Common, auth and messages (the storage built
+    # on first use, config/lib/messages.py); Cache-Control: private. Once the view
+    # is known: NUL in a path, query or form a 404/400 (config/lib/nul.py), then
+    # ?ref=CODE on a storefront page: the referral cookie and the page without it.
     "config.lib.middleware.SiteMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    # Django's, without a language-prefix match per path (config/lib/locale.py)
-    "config.lib.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Django's, the storage built on first use (config/lib/messages.py)
-    "config.lib.messages.LazyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     # request.device_id from a signed cookie (no database, no cache)
     "risk.device.DeviceMiddleware",
-    # ?ref=CODE on a storefront page: the referral cookie, then the page without it
-    "distribution.attribution.ReferralMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +50,7 @@ _CODE_PATTERN = re.compile(r"[A-Za-z0-9]{4,16}")
 # Pages a referral link may point at: the storefront (with sub-stores) and signup.
 REF_NAMESPACES = frozenset({"storefront"})
 REF_URL_NAMES = frozenset({"account_signup", "account_login"})
+REF_METHODS = ("GET", "HEAD")
 
 
 def attribution_seconds() -> int:
@@ -86,49 +86,38 @@ def _approved(code: str) -> bool:
     ).exists()
 
 
-class ReferralMiddleware:
-    """`?ref=CODE` on a storefront page: the cookie (when the code is good) and a clean URL."""
+def referral_redirect(request: HttpRequest) -> HttpResponseBase | None:
+    """`?ref=CODE` on a storefront page: the clean URL, with the cookie when the code is good.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        return self.get_response(request)
-
-    def process_view(
-        self,
-        request: HttpRequest,
-        view_func: Callable[..., Any],
-        view_args: tuple[Any, ...],
-        view_kwargs: dict[str, Any],
-    ) -> HttpResponseBase | None:
-        if request.method not in ("GET", "HEAD") or not _may_hold_ref(
-            request.META.get("QUERY_STRING", "")
-        ):
-            return None
-        if REF_PARAM not in request.GET:
-            return None
-        match = request.resolver_match
-        if match is None or not (
-            REF_NAMESPACES & set(match.namespaces) or match.url_name in REF_URL_NAMES
-        ):
-            return None
-        query = request.GET.copy()
-        code = referral_code_clean(query.pop(REF_PARAM, [""])[-1])
-        target = request.path + (f"?{query.urlencode()}" if query else "")
-        response = HttpResponseRedirect(target)
-        if code and _approved(code):
-            response.set_signed_cookie(
-                COOKIE_NAME,
-                code,
-                salt=COOKIE_SALT,
-                max_age=attribution_seconds(),
-                secure=settings.SESSION_COOKIE_SECURE,
-                httponly=True,
-                samesite="Lax",
-            )
-        patch_cache_control(response, private=True)
-        return response
+    A process_view step, once the view is known (config/lib/middleware.py).
+    """
+    if request.method not in REF_METHODS or not _may_hold_ref(
+        request.META.get("QUERY_STRING", "")
+    ):
+        return None
+    if REF_PARAM not in request.GET:
+        return None
+    match = request.resolver_match
+    if match is None or not (
+        REF_NAMESPACES & set(match.namespaces) or match.url_name in REF_URL_NAMES
+    ):
+        return None
+    query = request.GET.copy()
+    code = referral_code_clean(query.pop(REF_PARAM, [""])[-1])
+    target = request.path + (f"?{query.urlencode()}" if query else "")
+    response = HttpResponseRedirect(target)
+    if code and _approved(code):
+        response.set_signed_cookie(
+            COOKIE_NAME,
+            code,
+            salt=COOKIE_SALT,
+            max_age=attribution_seconds(),
+            secure=settings.SESSION_COOKIE_SECURE,
+            httponly=True,
+            samesite="Lax",
+        )
+    patch_cache_control(response, private=True)
+    return response
 
 
 def on_user_signed_up(

@@ -36,7 +36,8 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
-from django.utils.cache import patch_cache_control
+
+from config.lib.headers import cache_private_over_public
 
 COOKIE_NAME = "kq_device"
 COOKIE_SALT = "risk.device"
@@ -122,7 +123,7 @@ class DeviceMiddleware:
                 httponly=True,
                 samesite="Lax",
             )
-            patch_cache_control(response, private=True)
+            cache_private_over_public(response)
         return response
 
 

@@ -24,11 +24,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from csp.constants import HEADER, UNSAFE_HASHES, UNSAFE_INLINE
 from csp.middleware import CheckableLazyObject, CSPMiddleware, PolicyParts
 from csp.utils import build_policy
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
@@ -68,18 +71,33 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
 
     # (the setting it was built from, {is admin: header}), swapped as one object.
     _cache: tuple[object, dict[bool, str]] = (None, {})
+    # What the settings say, read once (emptied when one of them changes, below):
+    # (whether one policy serves every response, DEBUG, the policy). Reading
+    # three settings cost every response ~12 Python calls.
+    _settings: tuple[bool, bool, Any] | None = None
+
+    @staticmethod
+    def _settings_read() -> tuple[bool, bool, Any]:
+        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+        shared = bool(
+            policy
+            and not policy.get("EXCLUDE_URL_PREFIXES")
+            and not getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+        )
+        seen = (shared, bool(settings.DEBUG), policy)
+        # On this class, where the receiver below empties it (not a subclass's).
+        ContentSecurityPolicyMiddleware._settings = seen
+        return seen
 
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        policy = getattr(settings, "CONTENT_SECURITY_POLICY", None)
+        shared, debug, policy = self._settings or self._settings_read()
         if (
-            not policy
-            or policy.get("EXCLUDE_URL_PREFIXES")
-            or getattr(settings, "CONTENT_SECURITY_POLICY_REPORT_ONLY", None)
+            not shared
             or getattr(request, "_csp_nonce", None) is not None
             or not _PER_RESPONSE_ATTRS.isdisjoint(vars(response))
-            or (settings.DEBUG and response.status_code in (404, 500))
+            or (debug and response.status_code in (404, 500))
         ):
             return super().process_response(request, response)
         if HEADER not in response:
@@ -116,17 +134,56 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
 
 
 _NONCE_TOO_LATE = CheckableLazyObject(CSPMiddleware._csp_nonce_post_response)
+CSP_SETTINGS = frozenset(
+    {"CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY", "DEBUG"}
+)
+
+
+@receiver(setting_changed)
+def _csp_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in CSP_SETTINGS:
+        ContentSecurityPolicyMiddleware._settings = None
+
+
+# A view's Cache-Control value -> that value made private (what
+# patch_cache_control(response, private=True) writes, which depends on nothing
+# else). Views write a handful of values; clients none.
+PRIVATE_CACHE_SIZE = 64
+_private: dict[str, str] = {}
+
+
+def _made_private(response: HttpResponseBase, value: str) -> str:
+    patched = _private.get(value)
+    if patched is None:
+        patch_cache_control(response, private=True)
+        patched = response.headers[CACHE_CONTROL]
+        if len(_private) >= PRIVATE_CACHE_SIZE:
+            _private.clear()
+        _private[value] = patched
+    return patched
 
 
 def cache_private(response: HttpResponseBase) -> None:
     """Mark the response `Cache-Control: private` unless the view chose `public`.
 
-    A response without the header (most pages) gets exactly what
-    patch_cache_control would write, without parsing and rebuilding it.
+    Writes exactly what patch_cache_control would, without parsing and
+    rebuilding the same value on every response.
     """
     headers = response.headers
     value = headers.get(CACHE_CONTROL)
     if value is None:
         headers[CACHE_CONTROL] = "private"
     elif "public" not in value:
-        patch_cache_control(response, private=True)
+        patched = _made_private(response, value)
+        if patched != value:
+            headers[CACHE_CONTROL] = patched
+
+
+def cache_private_over_public(response: HttpResponseBase) -> None:
+    """patch_cache_control(response, private=True): private even where a view said
+    public (a response that sets a visitor's cookie)."""
+    headers = response.headers
+    value = headers.get(CACHE_CONTROL)
+    patched = "private" if value is None else _made_private(response, value)
+    if patched != value:
+        headers[CACHE_CONTROL] = patched

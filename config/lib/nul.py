@@ -58,7 +58,7 @@ def cookies_drop_nul(request: HttpRequest) -> None:
     (config/lib/middleware.py runs this ahead of both).
     """
     cookies = request.COOKIES
-    if any(NUL in key or NUL in value for key, value in cookies.items()):
+    if cookies and any(NUL in key or NUL in value for key, value in cookies.items()):
         request.COOKIES = {
             key: value
             for key, value in cookies.items()
@@ -111,7 +111,8 @@ def _wants_json(request: HttpRequest) -> bool:
 
 def _machine_request(request: HttpRequest) -> HttpResponseBase | None:
     """Replace NUL by U+FFFD where a CSRF-exempt view will read it (module docstring)."""
-    if _has_nul(request.GET):
+    # No query string, nothing to parse (a gateway's notify is a bare POST).
+    if request.META.get("QUERY_STRING") and _has_nul(request.GET):
         clean = QueryDict(mutable=True)
         for key, values in request.GET.lists():
             clean.setlist(

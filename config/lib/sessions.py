@@ -28,8 +28,10 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends.cached_db import SessionStore as CachedDbStore
 from django.contrib.sessions.backends.db import SessionStore as DbStore
-from django.core.cache import cache
+from django.core.cache import BaseCache, cache, caches
 from django.http import HttpRequest
+from django.utils.functional import cached_property
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,23 @@ def get_many_with_session(request: HttpRequest, keys: list[str]) -> dict[str, An
 
 
 class SessionStore(CachedDbStore):
+    def __init__(self, session_key: str | None = None) -> None:
+        # SessionBase.__init__'s assignments, without its two look-ups: the cache
+        # and the serializer are found on first use (below). Every request builds
+        # a store; many never load or save it (a gateway's notify has no session
+        # at all), and the look-ups cost ~15 Python calls per request.
+        self._session_key = session_key  # the property: an invalid key is None
+        self.accessed = False
+        self.modified = False
+
+    @cached_property
+    def _cache(self) -> BaseCache:
+        return caches[settings.SESSION_CACHE_ALIAS]
+
+    @cached_property
+    def serializer(self) -> Any:
+        return import_string(settings.SESSION_SERIALIZER)
+
     def load(self) -> dict[str, Any]:
         base: Any = self  # Django's private helpers, not in the type stubs
         try:

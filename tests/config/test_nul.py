@@ -223,3 +223,37 @@ def test_supplier_callback_with_nul_is_recorded_as_rejected(client, db):
     callback = SupplierCallback.objects.get()
     assert callback.outcome == SupplierCallback.Outcome.BAD_SIGNATURE
     assert "\\u0000" not in callback.body
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"sku=TX-VIP-MONTH&quantity=1&token=t%00", b"sku=TX-VIP-MONTH&token=t\x00"],
+    ids=["escaped", "raw-byte"],
+)
+def test_nul_however_a_form_spells_it_is_answered_before_the_view(
+    alice_client, sku, body
+):
+    response = alice_client.post(
+        "/checkout/", body, content_type=FORM, HTTP_ACCEPT="application/json"
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("query", "charset"),
+    [("q=a%00", "utf-8"), ("q=a\x00", "utf-8"), ("q=a+AAA-", "utf-7")],
+    ids=["escaped", "raw-byte", "utf-7"],  # UTF-7 spells NUL without either
+)
+def test_nul_however_a_query_spells_it_is_answered_before_the_view(
+    client, db, query, charset
+):
+    response = client.get(
+        "/",
+        QUERY_STRING=query,
+        CONTENT_TYPE=f"text/plain; charset={charset}",
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid")
