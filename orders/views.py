@@ -79,22 +79,26 @@ def checkout(request: HttpRequest) -> HttpResponse:
     account is even loaded: in a flash sale that is most POSTs, and the answer is
     the same for everyone (fulfillment/soldout.py). The CSRF check has run.
     """
-    if request.method == "POST":
-        # The catalog version and the session in one cache round trip; the
-        # answer and its page then use that version (no second read).
-        with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
-            # The session only to find this click's own order; a guest's by
-            # the email typed (orders/services/checkout.py guest_key).
-            user_id = request.session.get(SESSION_KEY)
-            email = request.POST.get("email", "")
-            sku = services.checkout_known_sold_out(
-                sku_code=request.POST.get("sku", ""),
-                user_id=user_id or (guest_key(email) if email.strip() else None),
-                client_token=request.POST.get("token", ""),
-            )
-            if sku is not None:
-                return _sold_out(request, sku)
-    return _checkout(request)
+    if request.method != "POST":
+        return _checkout(request)
+    # The catalog version and the session in one cache round trip; the whole
+    # request then uses that version (one request, one catalog: no second read).
+    with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
+        # The SKU read once: for the sold-out answer, the engine and the order.
+        sku = catalog_cache.sku_on_sale(
+            code=request.POST.get("sku", ""), now=timezone.now()
+        )
+        # The session only to find this click's own order; a guest's by
+        # the email typed (orders/services/checkout.py guest_key).
+        user_id = request.session.get(SESSION_KEY)
+        email = request.POST.get("email", "")
+        if sku is not None and services.checkout_known_sold_out(
+            sku=sku,
+            user_id=user_id or (guest_key(email) if email.strip() else None),
+            client_token=request.POST.get("token", ""),
+        ):
+            return _sold_out(request, sku)
+        return _checkout(request, on_sale=sku)
 
 
 def _catalog_version_read(request: HttpRequest) -> str | None:
@@ -108,13 +112,15 @@ def _catalog_version_read(request: HttpRequest) -> str | None:
     return str(version) if version else None
 
 
-def _checkout(request: HttpRequest) -> HttpResponse:
+def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpResponse:
     """A bad input comes back on the confirmation page with the error at its field;
     nothing is created. The risk engine decides before anything is placed
     (risk/checkout.py): a block or a captcha to solve shows the page again (403).
 
     A shopper not logged in buys as a guest (orders/guest.py): an email and a
     lookup password on the same page; a `login` rule asks them to log in first.
+
+    `on_sale`: a POST's SKU as checkout() read it on sale (None: not on sale).
     """
     data = request.POST if request.method == "POST" else request.GET
     refresh = request.method == "POST" and "captcha_refresh" in data
@@ -136,12 +142,12 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     # (the form carries no price); a closed one shows the page again.
     substore = data.get("substore", "")
     try:
-        unit_price = _substore_unit_price(substore, sku_code) if substore else None
+        unit_price = _substore_unit_price(substore, on_sale) if substore else None
     except SubstoreError as exc:
         form.add_error(None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400)
-    # The SKU read once for the engine and the order (one catalog-version read).
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
+    # The SKU checkout() read, for the engine and the order.
+    sku = on_sale
     assessment = risk_checkout.checkout_assess(
         request,
         sku=sku,
@@ -213,10 +219,9 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
 
 
-def _substore_unit_price(slug: str, sku_code: str) -> Decimal | None:
+def _substore_unit_price(slug: str, sku: Sku | None) -> Decimal | None:
     """The sub-store's price for the SKU; None when the SKU is not on sale
     (order_place says so). Raises: SubstoreError (unknown or closed)."""
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
     return substore_unit_price(slug=slug, sku=sku) if sku is not None else None
 
 

@@ -341,27 +341,26 @@ def _marks(columns: list[str]) -> str:
 
 def checkout_known_sold_out(
     *,
-    sku_code: str,
+    sku: Sku,
     user_id: int | str | None,
     client_token: str,
-    now: dt.datetime | None = None,
-) -> Sku | None:
-    """The SKU, when checkout may answer "sold out" before anything else.
+) -> bool:
+    """Whether checkout may answer "sold out" before anything else, for `sku` as the
+    caller read it on sale (`catalog_cache.sku_on_sale`).
 
-    That is: a card-code SKU on sale whose sold-out flag is up, for a click whose
-    token has placed no order (a double click after the flag goes the long way and
+    That is: a card-code SKU whose sold-out flag is up, for a click whose token
+    has placed no order (a double click after the flag goes the long way and
     finds its order). Cache reads only: no SQL, no lock, no write; a cache outage
-    answers None (the reservation decides).
+    answers False (the reservation decides).
     """
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=now or timezone.now())
-    if sku is None or sku.delivery != Sku.Delivery.CARD_CODE:
-        return None
+    if sku.delivery != Sku.Delivery.CARD_CODE:
+        return False
     sold_out, placed = _sold_out_or_placed(
         sku_id=sku.id,
         user_id=user_id or 0,
         client_token=client_token if user_id else "",
     )
-    return sku if sold_out and not placed else None
+    return sold_out and not placed
 
 
 def _placed_key(user_id: int | str, client_token: str) -> str:
