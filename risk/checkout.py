@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from captcha.helpers import captcha_image_url
 from captcha.models import CaptchaStore
@@ -41,6 +41,7 @@ from catalog.models import Sku
 from config.lib.clientip import client_ip
 from config.lib.money import quantize
 from risk.device import request_device_id, ua_hash
+from risk.models import RiskEvaluation
 from risk.services import risk_assess, risk_checkout_abandon, risk_checkout_confirm
 from risk.types import Action, Assessment, Signals, Stage
 
@@ -148,17 +149,29 @@ def checkout_halt(assessment: Assessment) -> bool:
     return True
 
 
-def checkout_place(assessment: Assessment | None, place: Callable[[], Order]) -> Order:
+class Place(Protocol):
+    """The view's order_place call, given the evaluation to write with the order."""
+
+    def __call__(self, *, risk_evaluation: RiskEvaluation | None) -> Order: ...
+
+
+def checkout_place(assessment: Assessment | None, place: Place) -> Order:
     """Run `place` (the view's order_place call) under the assessment's hold.
 
     The engine's provisional counts become the order's when it is made, and are
     dropped when `place` raises (sold out, a bad field...: no order exists) or
     returns the order an earlier click made with the same token (a double
-    click is one order: counted once).
+    click is one order: counted once). The deferred evaluation goes to `place`:
+    order_place writes it in the new order's statement when it can; otherwise
+    it is written here, with the order or without one.
     """
     started = timezone.now()
+    record = assessment.record if assessment is not None else None
+    unwritten = (
+        record if isinstance(record, RiskEvaluation) and record.pk is None else None
+    )
     try:
-        order = place()
+        order = place(risk_evaluation=unwritten)
     except BaseException:
         if assessment is not None:
             risk_checkout_abandon(assessment)

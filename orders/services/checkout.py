@@ -44,6 +44,7 @@ from orders.models import Order, OrderEvent, OrderLine
 from orders.models.orders import new_order_number
 from orders.pricing import Quote, QuoteLine, order_quote
 from orders.transitions import lines_move, order_move
+from risk.models import RiskEvaluation
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +98,18 @@ def order_place(
     sku: Sku | None = None,
     sold_out_checked: bool = False,
     partnered: bool = False,
+    risk_evaluation: RiskEvaluation | None = None,
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
 
     `partnered`: the caller keeps rows of its own about the order (`Order.partnered`).
+
+    `risk_evaluation`: the checkout's evaluation, not written yet
+    (`risk_assess(defer=True)`). On PostgreSQL an order of one line writes it,
+    linked to the new order, in the order's own statement, and gives it its pk
+    once the transaction is over; otherwise (a double click's order, a bundle,
+    an error, another database) it is left unwritten for the caller
+    (`risk_checkout_confirm` or `risk_checkout_abandon`).
 
     `sku`: the SKU `sku_code` names, as the caller read it on sale in this request
     (`catalog_cache.sku_on_sale`); read here when not given. `sold_out_checked`:
@@ -174,6 +183,7 @@ def order_place(
         if user is None
         else {}
     )
+    evaluation_id: int | None = None
     try:
         with transaction.atomic():
             if user is not None:
@@ -223,7 +233,13 @@ def order_place(
                     "total": str(quote.total),
                 },
             )
-            _order_write(order=order, quote=quote, placed=placed_event, now=now)
+            evaluation_id = _order_write(
+                order=order,
+                quote=quote,
+                placed=placed_event,
+                now=now,
+                evaluation=risk_evaluation,
+            )
             if client_token:
                 transaction.on_commit(
                     partial(_remember_placed, owner.key, client_token, order.pk)
@@ -232,6 +248,12 @@ def order_place(
         if exc.available == 0:  # after the rollback: nothing was written
             sold_out_note(exc.sku_id)
         raise
+    if risk_evaluation is not None and evaluation_id is not None:
+        # Only now: had the transaction rolled back, the caller would write it.
+        risk_evaluation.order_id = order.pk
+        risk_evaluation.pk = evaluation_id
+        risk_evaluation._state.adding = False
+        risk_evaluation._state.db = connection.alias
     return order
 
 
@@ -275,15 +297,21 @@ def _orders_unpaid_or_token(
 
 
 def _order_write(
-    *, order: Order, quote: Quote, placed: OrderEvent, now: dt.datetime
-) -> None:
+    *,
+    order: Order,
+    quote: Quote,
+    placed: OrderEvent,
+    now: dt.datetime,
+    evaluation: RiskEvaluation | None = None,
+) -> int | None:
     """Write the new order, its lines and its `placed` event, and reserve the
-    card-code lines' codes, inside the caller's transaction.
+    card-code lines' codes, inside the caller's transaction; returns the id of
+    `evaluation` when it was written too (with the order's id), else None.
 
     On PostgreSQL an order of one line (no bundle) is one statement: the order,
-    line and event INSERTs and the reserving UPDATE as data-modifying CTEs
-    (`card_codes_reserve_sql`), where the ORM took five round trips. Otherwise
-    one statement each.
+    line, event (and evaluation) INSERTs and the reserving UPDATE as
+    data-modifying CTEs (`card_codes_reserve_sql`), where the ORM took five
+    round trips. Otherwise one statement each, and no evaluation.
     Raises: OutOfStockError (the caller rolls back).
     """
     if connection.vendor != "postgresql" or quote.line.components:
@@ -291,7 +319,7 @@ def _order_write(
         lines_reserve(_lines_create(order=order, quote=quote), now=now)
         placed.order = order
         row_insert(placed)
-        return
+        return None
     line = _line(order, quote.line, None)
     order_columns, params = insert_values(order)
     line_columns, line_values = insert_values(line, skip=("order",))
@@ -305,6 +333,14 @@ def _order_write(
         f" VALUES ((SELECT id FROM o), {_marks(event_columns)}))"
     )
     params += [*line_values, *event_values]
+    if evaluation is not None:
+        # The checkout's risk evaluation, linked here: no INSERT after the commit.
+        eval_columns, eval_values = insert_values(evaluation, skip=("order",))
+        sql += (
+            f', v AS (INSERT INTO {_table(RiskEvaluation)} ("order_id", {", ".join(eval_columns)})'  # noqa: S608
+            f" VALUES ((SELECT id FROM o), {_marks(eval_columns)}) RETURNING id)"
+        )
+        params += eval_values
     reserving = line.delivery == Sku.Delivery.CARD_CODE
     if reserving:
         reserve, reserve_params = card_codes_reserve_sql(
@@ -317,9 +353,10 @@ def _order_write(
         params += reserve_params
     sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
     sql += "(SELECT count(*) FROM r)" if reserving else "0"
+    sql += ", (SELECT id FROM v)" if evaluation is not None else ", NULL"
     with connection.cursor() as cursor:
         execute(cursor, sql, params)
-        order_id, line_id, reserved = cursor.fetchone()
+        order_id, line_id, reserved, evaluation_id = cursor.fetchone()
     if reserving:
         card_codes_reserve_check(
             sku=line.sku, quantity=line.quantity, reserved=reserved
@@ -329,6 +366,7 @@ def _order_write(
         obj._state.adding = False
         obj._state.db = connection.alias
     line.order_id = order_id
+    return int(evaluation_id) if evaluation_id is not None else None
 
 
 def _table(model: type[Model]) -> str:
