@@ -146,11 +146,13 @@ def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpRespon
     except SubstoreError as exc:
         form.add_error(None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400)
-    # The SKU checkout() read, for the engine and the order.
+    # The SKU checkout() read, and the client's IP: for the engine and the order.
     sku = on_sale
+    ip_address = _client_ip(request)
     assessment = risk_checkout.checkout_assess(
         request,
         sku=sku,
+        ip=ip_address,
         quantity=form.cleaned_data["quantity"],
         recharge_account=form.cleaned_data["recharge_account"],
         captcha_solved="captcha" in form.cleaned_data,
@@ -191,7 +193,7 @@ def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpRespon
                 quantity=form.cleaned_data["quantity"],
                 recharge_account=form.cleaned_data["recharge_account"],
                 client_token=form.cleaned_data["token"],
-                ip_address=_client_ip(request),
+                ip_address=ip_address,
                 device_id=request_device_id(request),
                 unit_price=unit_price,
                 sku=sku,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -253,7 +254,7 @@ def order_place(
         risk_evaluation.order_id = order.pk
         risk_evaluation.pk = evaluation_id
         risk_evaluation._state.adding = False
-        risk_evaluation._state.db = connection.alias
+        risk_evaluation._state.db = DEFAULT_DB_ALIAS
     return order
 
 
@@ -283,15 +284,16 @@ def _orders_unpaid_or_token(
         f'SELECT "id", "client_token" FROM {_table(Order)} WHERE {who}'  # noqa: S608
         ' AND (("status" = %s AND "expires_at" > %s)'
     )
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
     params: list[Any] = [
         owner.user_id if owner.user_id is not None else owner.email,
         Order.Status.PENDING.value,
-        connection.ops.adapt_datetimefield_value(now),
+        db.ops.adapt_datetimefield_value(now),
     ]
     if client_token:
         sql += ' OR "client_token" = %s'
         params.append(client_token)
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         execute(cursor, sql + ")", params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
@@ -314,7 +316,8 @@ def _order_write(
     round trips. Otherwise one statement each, and no evaluation.
     Raises: OutOfStockError (the caller rolls back).
     """
-    if connection.vendor != "postgresql" or quote.line.components:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
+    if db.vendor != "postgresql" or quote.line.components:
         row_insert(order)
         lines_reserve(_lines_create(order=order, quote=quote), now=now)
         placed.order = order
@@ -354,7 +357,7 @@ def _order_write(
     sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
     sql += "(SELECT count(*) FROM r)" if reserving else "0"
     sql += ", (SELECT id FROM v)" if evaluation is not None else ", NULL"
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         execute(cursor, sql, params)
         order_id, line_id, reserved, evaluation_id = cursor.fetchone()
     if reserving:
@@ -364,13 +367,15 @@ def _order_write(
     for obj, pk in ((order, order_id), (line, line_id)):
         obj.pk = pk
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
     line.order_id = order_id
     return int(evaluation_id) if evaluation_id is not None else None
 
 
+@functools.cache
 def _table(model: type[Model]) -> str:
-    return str(connection.ops.quote_name(model._meta.db_table))
+    """The model's quoted table name (the default database's, fixed per process)."""
+    return str(connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table))
 
 
 def _marks(columns: list[str]) -> str:
