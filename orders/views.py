@@ -37,6 +37,7 @@ from config.lib.clientip import client_ip
 from config.lib.errors import DomainError
 from config.lib.pages import render_shared
 from config.lib.sessions import get_many_with_session
+from config.lib.urls import reverse_arg
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -388,21 +389,20 @@ def _redirect_to_payment(
     if chosen is None:
         messages.error(request, _("暂无可用的支付方式，请稍后再试"))
         return redirect("orders:order-detail", number=order.number)
-    notify_base = settings.PAYMENT_NOTIFY_BASE_URL or request.build_absolute_uri(
-        "/"
-    ).rstrip("/")
+    # Scheme and host once: build_absolute_uri() of a reversed path (nothing in
+    # it to quote again, no dot segment) is them followed by the path.
+    site = request.build_absolute_uri("/")[:-1]
+    notify_base = settings.PAYMENT_NOTIFY_BASE_URL or site
     try:
         pay_url = services.payment_start(
             order=order,
-            notify_url=notify_base
-            + reverse("orders:payment-notify", args=[chosen.name]),
+            notify_url=notify_base + reverse_arg("orders:payment-notify", chosen.name),
             # Back on the order page marked: it asks this gateway, in case its
             # notify is late or lost (orders/services/payment_return.py).
-            return_url=request.build_absolute_uri(
-                reverse("orders:order-detail", args=[order.number])
-                + "?"
-                + urlencode({"paying": chosen.name})
-            ),
+            return_url=site
+            + reverse_arg("orders:order-detail", order.number)
+            + "?"
+            + urlencode({"paying": chosen.name}),
             gateway_name=chosen.name,
             client=_client_kind(request),
         )
