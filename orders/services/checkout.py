@@ -485,7 +485,10 @@ def _lines_create(*, order: Order, quote: Quote) -> list[OrderLine]:
 
 
 def _snapshot_text(sku: Sku) -> str:
-    # Stored once and shown to everyone: in the shop's language, not the buyer's.
+    # Stored once and shown to everyone: in the shop's language, not the buyer's
+    # (most buyers' already: then no switching there and back).
+    if translation.get_language() == settings.LANGUAGE_CODE:
+        return sku.validity_text
     with translation.override(settings.LANGUAGE_CODE):
         return sku.validity_text
 
