@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
 from django.utils import timezone, translation
@@ -32,7 +31,7 @@ from fulfillment.services import (
     card_codes_reserve_check,
     card_codes_reserve_sql,
 )
-from fulfillment.soldout import sold_out_key, sold_out_note
+from fulfillment.soldout import sold_out_note
 from orders.gateways import gateways_all
 from orders.guest import Owner, guest_keys
 from orders.guest import email_normalize as guest_email_normalize
@@ -44,6 +43,7 @@ from orders.locks import (
 from orders.models import Order, OrderEvent, OrderLine
 from orders.models.orders import new_order_number
 from orders.pricing import Quote, QuoteLine, order_quote
+from orders.services.soldout import placed_remember, sold_out_or_placed
 from orders.transitions import lines_move, order_move
 from risk.models import RiskEvaluation
 
@@ -157,7 +157,7 @@ def order_place(
     # A rush's usual answer, from one cache read: no lock, no write (soldout.py).
     # A double click whose first click took the last code still finds its order.
     if sku.delivery == Sku.Delivery.CARD_CODE and not sold_out_checked:
-        sold_out, placed_id = _sold_out_or_placed(
+        sold_out, placed_id = sold_out_or_placed(
             sku_id=sku.id, user_id=owner.key, client_token=client_token
         )
         if sold_out:
@@ -243,7 +243,7 @@ def order_place(
             )
             if client_token:
                 transaction.on_commit(
-                    partial(_remember_placed, owner.key, client_token, order.pk)
+                    partial(placed_remember, owner.key, client_token, order.pk)
                 )
     except OutOfStockError as exc:
         if exc.available == 0:  # after the rollback: nothing was written
@@ -380,64 +380,6 @@ def _table(model: type[Model]) -> str:
 
 def _marks(columns: list[str]) -> str:
     return ", ".join(["%s"] * len(columns))
-
-
-def checkout_known_sold_out(
-    *,
-    sku: Sku,
-    user_id: int | str | None,
-    client_token: str,
-) -> bool:
-    """Whether checkout may answer "sold out" before anything else, for `sku` as the
-    caller read it on sale (`catalog_cache.sku_on_sale`).
-
-    That is: a card-code SKU whose sold-out flag is up, for a click whose token
-    has placed no order (a double click after the flag goes the long way and
-    finds its order). Cache reads only: no SQL, no lock, no write; a cache outage
-    answers False (the reservation decides).
-    """
-    if sku.delivery != Sku.Delivery.CARD_CODE:
-        return False
-    sold_out, placed = _sold_out_or_placed(
-        sku_id=sku.id,
-        user_id=user_id or 0,
-        client_token=client_token if user_id else "",
-    )
-    return sold_out and not placed
-
-
-def _placed_key(user_id: int | str, client_token: str) -> str:
-    return f"placed:{user_id}:{client_token}"
-
-
-def _remember_placed(user_id: int | str, client_token: str, order_id: int) -> None:
-    """After commit: this checkout token made this order (for the sold-out path)."""
-    try:
-        cache.set(
-            _placed_key(user_id, client_token),
-            order_id,
-            settings.ORDER_PAYMENT_TIMEOUT_MINUTES * 60,
-        )
-    except Exception:
-        logger.warning("placed order not remembered: cache unreachable")
-
-
-def _sold_out_or_placed(
-    *, sku_id: int, user_id: int | str, client_token: str
-) -> tuple[bool, int | None]:
-    """Whether the SKU is flagged sold out, and the order this token already
-    placed if any: one cache round trip, no SQL. A cache outage answers
-    (False, None): the reservation then decides, as without the flag."""
-    keys = [sold_out_key(sku_id)]
-    if client_token:
-        keys.append(_placed_key(user_id, client_token))
-    try:
-        found = cache.get_many(keys)
-    except Exception:
-        logger.warning("sold-out flag unreadable: cache unreachable")
-        return False, None
-    placed = found.get(keys[-1]) if client_token else None
-    return bool(found.get(keys[0])), placed
 
 
 def _same_request(order: Order, quote: Quote) -> bool:
