@@ -13,13 +13,69 @@ ERR_PASSWORDS_DIFFER = _("两次输入的查询密码不一致")
 LOOKUP_PASSWORD_MIN = 6
 
 
+# Every form copies its class's fields (Form.__init__: copy.deepcopy), and the
+# checkout builds a form on every POST. Django's __deepcopy__ of a field and of
+# a widget starts with copy.copy(self), which for these objects (a __dict__, no
+# __slots__, no __setstate__) goes through copyreg's reduce and reconstruct to
+# make a new object with the same attributes: __copy__ does that directly. The
+# copies are Django's own otherwise (the widget, attrs, choices, messages and
+# validators of each form its own).
+class _CopiedDirectly:
+    def __copy__(self) -> Any:
+        cls = type(self)
+        new = cls.__new__(cls)
+        new.__dict__.update(self.__dict__)
+        return new
+
+
+class _CharField(_CopiedDirectly, forms.CharField):
+    pass
+
+
+class _IntegerField(_CopiedDirectly, forms.IntegerField):
+    pass
+
+
+class _ChoiceField(_CopiedDirectly, forms.ChoiceField):
+    pass
+
+
+# The widgets keep Django's names: BoundField.widget_type is made from them.
+class TextInput(_CopiedDirectly, forms.TextInput):
+    pass
+
+
+class NumberInput(_CopiedDirectly, forms.NumberInput):
+    pass
+
+
+class HiddenInput(_CopiedDirectly, forms.HiddenInput):
+    pass
+
+
+class RadioSelect(_CopiedDirectly, forms.RadioSelect):
+    pass
+
+
+class _Fields(dict[str, forms.Field]):
+    """A form class's fields, copied for each form by each field's own
+    __deepcopy__ (what copy.deepcopy of a dict of them calls, without its
+    dispatch, memo and key copies per item)."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, forms.Field]:
+        return {
+            name: field.__deepcopy__(memo)  # type: ignore[attr-defined]
+            for name, field in self.items()
+        }
+
+
 def _gateway_field() -> forms.ChoiceField:
     """The shopper's payment method (`gateway`, SPEC 4.3): checkout and "pay now"."""
-    return forms.ChoiceField(
+    return _ChoiceField(
         label=_("支付方式"),
         choices=[],  # the enabled gateways, set per form (_gateway_offer)
         required=False,
-        widget=forms.RadioSelect,
+        widget=RadioSelect,
         error_messages={"invalid_choice": _("请选择可用的支付方式")},
     )
 
@@ -41,23 +97,25 @@ def _gateway_clean(chosen: object) -> str:
 
 
 class CheckoutForm(forms.Form):
-    sku = forms.CharField(max_length=40)
-    quantity = forms.IntegerField(
+    sku = _CharField(max_length=40, widget=TextInput)
+    quantity = _IntegerField(
         label=_("数量"),
         min_value=1,
         max_value=100,
+        widget=NumberInput,
         error_messages={
             "invalid": _("请输入有效的数量"),
             "min_value": _("数量至少为 1"),
             "max_value": _("单笔最多购买 100 件"),
         },
     )
-    token = forms.CharField(max_length=64, required=False, widget=forms.HiddenInput)
-    recharge_account = forms.CharField(
+    token = _CharField(max_length=64, required=False, widget=HiddenInput)
+    recharge_account = _CharField(
         label=_("充值账号"),
         max_length=64,
         required=False,
         strip=True,
+        widget=TextInput,
         error_messages={"max_length": _("充值账号最长 64 个字符")},
     )
     gateway = _gateway_field()
@@ -141,6 +199,9 @@ class CheckoutForm(forms.Form):
 
     def clean_gateway(self) -> str:
         return _gateway_clean(self.cleaned_data.get("gateway"))
+
+
+CheckoutForm.base_fields = _Fields(CheckoutForm.base_fields)
 
 
 class PayForm(forms.Form):

@@ -8,10 +8,12 @@ other in a cycle (proven by the threaded tests in tests/orders/).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from config.lib.db import execute, row_get
 from orders.models import Order, Refund
@@ -22,17 +24,28 @@ def user_lock_for_update(*, user_id: int) -> None:
 
     One plain statement (the checkout's hot path; config/lib/db.py).
     """
-    meta = get_user_model()._meta
-    assert meta.pk is not None  # noqa: S101
-    quote = connection.ops.quote_name
-    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
+    with db.cursor() as cursor:
         execute(
             cursor,
-            f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)}"  # noqa: S608
-            f" WHERE {quote(meta.pk.column)} = %s{lock}",
+            _user_lock_sql(settings.AUTH_USER_MODEL, db.vendor),
             [user_id],
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _user_lock_sql(user_model: str, vendor: str) -> str:
+    """The lock's text, built once per user model and database (both fixed in a
+    running shop; keyed by them for the tests that change a setting)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    meta = get_user_model()._meta
+    assert meta.pk is not None  # noqa: S101
+    quote = db.ops.quote_name
+    lock = " FOR UPDATE" if db.features.has_select_for_update else ""
+    return (
+        f"SELECT {quote(meta.pk.column)} FROM {quote(meta.db_table)}"  # noqa: S608
+        f" WHERE {quote(meta.pk.column)} = %s{lock}"
+    )
 
 
 def guest_lock_for_update(*, email: str) -> None:

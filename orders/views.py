@@ -37,6 +37,7 @@ from config.lib.clientip import client_ip
 from config.lib.errors import DomainError
 from config.lib.pages import render_shared
 from config.lib.sessions import get_many_with_session
+from config.lib.urls import reverse_arg
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -79,22 +80,26 @@ def checkout(request: HttpRequest) -> HttpResponse:
     account is even loaded: in a flash sale that is most POSTs, and the answer is
     the same for everyone (fulfillment/soldout.py). The CSRF check has run.
     """
-    if request.method == "POST":
-        # The catalog version and the session in one cache round trip; the
-        # answer and its page then use that version (no second read).
-        with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
-            # The session only to find this click's own order; a guest's by
-            # the email typed (orders/services/checkout.py guest_key).
-            user_id = request.session.get(SESSION_KEY)
-            email = request.POST.get("email", "")
-            sku = services.checkout_known_sold_out(
-                sku_code=request.POST.get("sku", ""),
-                user_id=user_id or (guest_key(email) if email.strip() else None),
-                client_token=request.POST.get("token", ""),
-            )
-            if sku is not None:
-                return _sold_out(request, sku)
-    return _checkout(request)
+    if request.method != "POST":
+        return _checkout(request)
+    # The catalog version and the session in one cache round trip; the whole
+    # request then uses that version (one request, one catalog: no second read).
+    with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
+        # The SKU read once: for the sold-out answer, the engine and the order.
+        sku = catalog_cache.sku_on_sale(
+            code=request.POST.get("sku", ""), now=timezone.now()
+        )
+        # The session only to find this click's own order; a guest's by
+        # the email typed (orders/services/checkout.py guest_key).
+        user_id = request.session.get(SESSION_KEY)
+        email = request.POST.get("email", "")
+        if sku is not None and services.checkout_known_sold_out(
+            sku=sku,
+            user_id=user_id or (guest_key(email) if email.strip() else None),
+            client_token=request.POST.get("token", ""),
+        ):
+            return _sold_out(request, sku)
+        return _checkout(request, on_sale=sku)
 
 
 def _catalog_version_read(request: HttpRequest) -> str | None:
@@ -108,13 +113,15 @@ def _catalog_version_read(request: HttpRequest) -> str | None:
     return str(version) if version else None
 
 
-def _checkout(request: HttpRequest) -> HttpResponse:
+def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpResponse:
     """A bad input comes back on the confirmation page with the error at its field;
     nothing is created. The risk engine decides before anything is placed
     (risk/checkout.py): a block or a captcha to solve shows the page again (403).
 
     A shopper not logged in buys as a guest (orders/guest.py): an email and a
     lookup password on the same page; a `login` rule asks them to log in first.
+
+    `on_sale`: a POST's SKU as checkout() read it on sale (None: not on sale).
     """
     data = request.POST if request.method == "POST" else request.GET
     refresh = request.method == "POST" and "captcha_refresh" in data
@@ -136,15 +143,17 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     # (the form carries no price); a closed one shows the page again.
     substore = data.get("substore", "")
     try:
-        unit_price = _substore_unit_price(substore, sku_code) if substore else None
+        unit_price = _substore_unit_price(substore, on_sale) if substore else None
     except SubstoreError as exc:
         form.add_error(None, exc.message)
         return _checkout_confirm(request, form, sku_code, status=400)
-    # The SKU read once for the engine and the order (one catalog-version read).
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
+    # The SKU checkout() read, and the client's IP: for the engine and the order.
+    sku = on_sale
+    ip_address = _client_ip(request)
     assessment = risk_checkout.checkout_assess(
         request,
         sku=sku,
+        ip=ip_address,
         quantity=form.cleaned_data["quantity"],
         recharge_account=form.cleaned_data["recharge_account"],
         captcha_solved="captcha" in form.cleaned_data,
@@ -185,7 +194,7 @@ def _checkout(request: HttpRequest) -> HttpResponse:
                 quantity=form.cleaned_data["quantity"],
                 recharge_account=form.cleaned_data["recharge_account"],
                 client_token=form.cleaned_data["token"],
-                ip_address=_client_ip(request),
+                ip_address=ip_address,
                 device_id=request_device_id(request),
                 unit_price=unit_price,
                 sku=sku,
@@ -213,10 +222,9 @@ def _checkout(request: HttpRequest) -> HttpResponse:
     return _redirect_to_payment(request, order, gateway=form.cleaned_data["gateway"])
 
 
-def _substore_unit_price(slug: str, sku_code: str) -> Decimal | None:
+def _substore_unit_price(slug: str, sku: Sku | None) -> Decimal | None:
     """The sub-store's price for the SKU; None when the SKU is not on sale
     (order_place says so). Raises: SubstoreError (unknown or closed)."""
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=timezone.now())
     return substore_unit_price(slug=slug, sku=sku) if sku is not None else None
 
 
@@ -381,21 +389,20 @@ def _redirect_to_payment(
     if chosen is None:
         messages.error(request, _("暂无可用的支付方式，请稍后再试"))
         return redirect("orders:order-detail", number=order.number)
-    notify_base = settings.PAYMENT_NOTIFY_BASE_URL or request.build_absolute_uri(
-        "/"
-    ).rstrip("/")
+    # Scheme and host once: build_absolute_uri() of a reversed path (nothing in
+    # it to quote again, no dot segment) is them followed by the path.
+    site = request.build_absolute_uri("/")[:-1]
+    notify_base = settings.PAYMENT_NOTIFY_BASE_URL or site
     try:
         pay_url = services.payment_start(
             order=order,
-            notify_url=notify_base
-            + reverse("orders:payment-notify", args=[chosen.name]),
+            notify_url=notify_base + reverse_arg("orders:payment-notify", chosen.name),
             # Back on the order page marked: it asks this gateway, in case its
             # notify is late or lost (orders/services/payment_return.py).
-            return_url=request.build_absolute_uri(
-                reverse("orders:order-detail", args=[order.number])
-                + "?"
-                + urlencode({"paying": chosen.name})
-            ),
+            return_url=site
+            + reverse_arg("orders:order-detail", order.number)
+            + "?"
+            + urlencode({"paying": chosen.name}),
             gateway_name=chosen.name,
             client=_client_kind(request),
         )

@@ -2,8 +2,8 @@
 
 The checkout view asks here after its form is valid and before `order_place`:
 
-1. `checkout_assess` builds the Signals from the request (IP through
-   config/lib/clientip.py, the device cookie, the user agent, the account) and
+1. `checkout_assess` builds the Signals from the request (the IP the view
+   read through config/lib/clientip.py, the device cookie, the user agent, the account) and
    the SKU the view read from the catalog cache, then asks
    `risk.services.risk_assess`. It reads no table: the SKU is the copy the view
    hands to `order_place` too, and the amount is the quote's total, price × quantity.
@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from captcha.helpers import captcha_image_url
 from captcha.models import CaptchaStore
@@ -38,9 +38,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Sku
-from config.lib.clientip import client_ip
 from config.lib.money import quantize
 from risk.device import request_device_id, ua_hash
+from risk.models import RiskEvaluation
 from risk.services import risk_assess, risk_checkout_abandon, risk_checkout_confirm
 from risk.types import Action, Assessment, Signals, Stage
 
@@ -70,17 +70,20 @@ def checkout_signals(
     quantity: int,
     recharge_account: str,
     now: dt.datetime,
+    ip: str | None,
     guest_email: str = "",
 ) -> Signals:
     """What the engine is told about this checkout (no secrets, no queries).
 
-    A guest (not logged in): no account, and the email typed at checkout.
+    `ip`: the request's client IP (config/lib/clientip.py), as the view read it
+    for the order too. A guest (not logged in): no account, and the email typed
+    at checkout.
     """
     user = request.user
     return Signals(
         stage=Stage.CHECKOUT,
         now=now,
-        ip=client_ip(request),
+        ip=ip,
         device=request_device_id(request),
         ua_hash=ua_hash(request),
         user_id=user.pk,
@@ -100,6 +103,7 @@ def checkout_assess(
     *,
     sku: Sku | None,
     quantity: int,
+    ip: str | None,
     recharge_account: str = "",
     captcha_solved: bool = False,
     guest_email: str = "",
@@ -109,7 +113,8 @@ def checkout_assess(
     not on sale (order_place then says so; nothing to assess).
 
     `sku`: the SKU as the view read it on sale (`catalog.cache.sku_on_sale`, the
-    same copy it hands to `order_place`), None when it is not.
+    same copy it hands to `order_place`), None when it is not. `ip`: the
+    request's client IP (`config.lib.clientip.client_ip`), read once by the view.
 
     `captcha_solved`: the shopper answered the captcha right in this request; the
     device is then let through for RISK_CAPTCHA_PASS_MINUTES.
@@ -126,6 +131,7 @@ def checkout_assess(
         quantity=quantity,
         recharge_account=recharge_account,
         now=now,
+        ip=ip,
         guest_email=guest_email,
     )
     # The device's pass is read only when a captcha rule is active.
@@ -148,17 +154,29 @@ def checkout_halt(assessment: Assessment) -> bool:
     return True
 
 
-def checkout_place(assessment: Assessment | None, place: Callable[[], Order]) -> Order:
+class Place(Protocol):
+    """The view's order_place call, given the evaluation to write with the order."""
+
+    def __call__(self, *, risk_evaluation: RiskEvaluation | None) -> Order: ...
+
+
+def checkout_place(assessment: Assessment | None, place: Place) -> Order:
     """Run `place` (the view's order_place call) under the assessment's hold.
 
     The engine's provisional counts become the order's when it is made, and are
     dropped when `place` raises (sold out, a bad field...: no order exists) or
     returns the order an earlier click made with the same token (a double
-    click is one order: counted once).
+    click is one order: counted once). The deferred evaluation goes to `place`:
+    order_place writes it in the new order's statement when it can; otherwise
+    it is written here, with the order or without one.
     """
     started = timezone.now()
+    record = assessment.record if assessment is not None else None
+    unwritten = (
+        record if isinstance(record, RiskEvaluation) and record.pk is None else None
+    )
     try:
-        order = place()
+        order = place(risk_evaluation=unwritten)
     except BaseException:
         if assessment is not None:
             risk_checkout_abandon(assessment)

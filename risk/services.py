@@ -174,9 +174,10 @@ def risk_assess(
        call risk_checkout_confirm (an order was created) or
        risk_checkout_abandon (none was).
     5. The evaluation is written now; with `defer`, a decision an order may
-       follow (not block, captcha or login) is written by risk_checkout_confirm
-       with the order's id (one INSERT, no UPDATE linking it), or by
-       risk_checkout_abandon without one: every checkout is still recorded.
+       follow (not block, captcha or login) is written with the order's id (by
+       the order's own statement, orders' order_place, or risk_checkout_confirm:
+       one INSERT, no UPDATE linking it), or by risk_checkout_abandon without
+       one: every checkout is still recorded.
     Raises: database errors only (a Redis failure degrades to the database).
     Locks: none (the Redis counters are one atomic script).
     Idempotent: no: each call records an evaluation and counts an attempt.
@@ -189,7 +190,8 @@ def risk_assess(
 
 def risk_checkout_confirm(assessment: Assessment, *, order_id: int) -> None:
     """Link the checkout's evaluation to the order it created; its counter
-    entries stay (they count that order until they leave their windows).
+    entries stay (they count that order until they leave their windows). A
+    deferred evaluation order_place wrote with the order (its pk set) is done.
 
     Locks: none.
     Idempotent: yes (an evaluation already linked is left alone).

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Literal
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from config.lib.money import format_amount, parse_amount
 from config.lib.tasks import enqueue_or_leave_for_sweep
+from config.lib.urls import reverse_arg
 from orders.gateways.base import (
     Ack,
     ClientKind,
@@ -205,7 +205,7 @@ class SandboxGateway:
             token = _trade_open_or_reuse(trade, order_id=order.id)
         else:
             token = _trade_open_or_reuse_orm(trade, order_id=order.id)
-        return reverse("orders:sandbox-pay", args=[token])
+        return reverse_arg("orders:sandbox-pay", token)
 
     def notify_fields(
         self, *, body: bytes, headers: Mapping[str, str], post: Mapping[str, str]

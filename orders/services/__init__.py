@@ -7,7 +7,6 @@ from orders.services.checkout import (
     CheckoutTokenReusedError,
     SkuUnavailableError,
     TooManyUnpaidOrdersError,
-    checkout_known_sold_out,
     order_cancel,
     order_expire_unpaid,
     order_place,
@@ -58,6 +57,7 @@ from orders.services.review import (
     order_review_approve,
     order_review_reject,
 )
+from orders.services.soldout import checkout_known_sold_out
 
 __all__ = [
     "CheckoutError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
@@ -11,8 +12,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Model
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -31,7 +31,7 @@ from fulfillment.services import (
     card_codes_reserve_check,
     card_codes_reserve_sql,
 )
-from fulfillment.soldout import sold_out_key, sold_out_note
+from fulfillment.soldout import sold_out_note
 from orders.gateways import gateways_all
 from orders.guest import Owner, guest_keys
 from orders.guest import email_normalize as guest_email_normalize
@@ -43,7 +43,9 @@ from orders.locks import (
 from orders.models import Order, OrderEvent, OrderLine
 from orders.models.orders import new_order_number
 from orders.pricing import Quote, QuoteLine, order_quote
+from orders.services.soldout import placed_remember, sold_out_or_placed
 from orders.transitions import lines_move, order_move
+from risk.models import RiskEvaluation
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +99,18 @@ def order_place(
     sku: Sku | None = None,
     sold_out_checked: bool = False,
     partnered: bool = False,
+    risk_evaluation: RiskEvaluation | None = None,
 ) -> Order:
     """Create an order with its lines and reserve their stock in one transaction.
 
     `partnered`: the caller keeps rows of its own about the order (`Order.partnered`).
+
+    `risk_evaluation`: the checkout's evaluation, not written yet
+    (`risk_assess(defer=True)`). On PostgreSQL an order of one line writes it,
+    linked to the new order, in the order's own statement, and gives it its pk
+    once the transaction is over; otherwise (a double click's order, a bundle,
+    an error, another database) it is left unwritten for the caller
+    (`risk_checkout_confirm` or `risk_checkout_abandon`).
 
     `sku`: the SKU `sku_code` names, as the caller read it on sale in this request
     (`catalog_cache.sku_on_sale`); read here when not given. `sold_out_checked`:
@@ -147,7 +157,7 @@ def order_place(
     # A rush's usual answer, from one cache read: no lock, no write (soldout.py).
     # A double click whose first click took the last code still finds its order.
     if sku.delivery == Sku.Delivery.CARD_CODE and not sold_out_checked:
-        sold_out, placed_id = _sold_out_or_placed(
+        sold_out, placed_id = sold_out_or_placed(
             sku_id=sku.id, user_id=owner.key, client_token=client_token
         )
         if sold_out:
@@ -174,6 +184,7 @@ def order_place(
         if user is None
         else {}
     )
+    evaluation_id: int | None = None
     try:
         with transaction.atomic():
             if user is not None:
@@ -223,15 +234,27 @@ def order_place(
                     "total": str(quote.total),
                 },
             )
-            _order_write(order=order, quote=quote, placed=placed_event, now=now)
+            evaluation_id = _order_write(
+                order=order,
+                quote=quote,
+                placed=placed_event,
+                now=now,
+                evaluation=risk_evaluation,
+            )
             if client_token:
                 transaction.on_commit(
-                    partial(_remember_placed, owner.key, client_token, order.pk)
+                    partial(placed_remember, owner.key, client_token, order.pk)
                 )
     except OutOfStockError as exc:
         if exc.available == 0:  # after the rollback: nothing was written
             sold_out_note(exc.sku_id)
         raise
+    if risk_evaluation is not None and evaluation_id is not None:
+        # Only now: had the transaction rolled back, the caller would write it.
+        risk_evaluation.order_id = order.pk
+        risk_evaluation.pk = evaluation_id
+        risk_evaluation._state.adding = False
+        risk_evaluation._state.db = DEFAULT_DB_ALIAS
     return order
 
 
@@ -261,37 +284,45 @@ def _orders_unpaid_or_token(
         f'SELECT "id", "client_token" FROM {_table(Order)} WHERE {who}'  # noqa: S608
         ' AND (("status" = %s AND "expires_at" > %s)'
     )
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
     params: list[Any] = [
         owner.user_id if owner.user_id is not None else owner.email,
         Order.Status.PENDING.value,
-        connection.ops.adapt_datetimefield_value(now),
+        db.ops.adapt_datetimefield_value(now),
     ]
     if client_token:
         sql += ' OR "client_token" = %s'
         params.append(client_token)
-    with connection.cursor() as cursor:
+    with db.cursor() as cursor:
         execute(cursor, sql + ")", params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
 
 
 def _order_write(
-    *, order: Order, quote: Quote, placed: OrderEvent, now: dt.datetime
-) -> None:
+    *,
+    order: Order,
+    quote: Quote,
+    placed: OrderEvent,
+    now: dt.datetime,
+    evaluation: RiskEvaluation | None = None,
+) -> int | None:
     """Write the new order, its lines and its `placed` event, and reserve the
-    card-code lines' codes, inside the caller's transaction.
+    card-code lines' codes, inside the caller's transaction; returns the id of
+    `evaluation` when it was written too (with the order's id), else None.
 
     On PostgreSQL an order of one line (no bundle) is one statement: the order,
-    line and event INSERTs and the reserving UPDATE as data-modifying CTEs
-    (`card_codes_reserve_sql`), where the ORM took five round trips. Otherwise
-    one statement each.
+    line, event (and evaluation) INSERTs and the reserving UPDATE as
+    data-modifying CTEs (`card_codes_reserve_sql`), where the ORM took five
+    round trips. Otherwise one statement each, and no evaluation.
     Raises: OutOfStockError (the caller rolls back).
     """
-    if connection.vendor != "postgresql" or quote.line.components:
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
+    if db.vendor != "postgresql" or quote.line.components:
         row_insert(order)
         lines_reserve(_lines_create(order=order, quote=quote), now=now)
         placed.order = order
         row_insert(placed)
-        return
+        return None
     line = _line(order, quote.line, None)
     order_columns, params = insert_values(order)
     line_columns, line_values = insert_values(line, skip=("order",))
@@ -305,6 +336,14 @@ def _order_write(
         f" VALUES ((SELECT id FROM o), {_marks(event_columns)}))"
     )
     params += [*line_values, *event_values]
+    if evaluation is not None:
+        # The checkout's risk evaluation, linked here: no INSERT after the commit.
+        eval_columns, eval_values = insert_values(evaluation, skip=("order",))
+        sql += (
+            f', v AS (INSERT INTO {_table(RiskEvaluation)} ("order_id", {", ".join(eval_columns)})'  # noqa: S608
+            f" VALUES ((SELECT id FROM o), {_marks(eval_columns)}) RETURNING id)"
+        )
+        params += eval_values
     reserving = line.delivery == Sku.Delivery.CARD_CODE
     if reserving:
         reserve, reserve_params = card_codes_reserve_sql(
@@ -317,9 +356,10 @@ def _order_write(
         params += reserve_params
     sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
     sql += "(SELECT count(*) FROM r)" if reserving else "0"
-    with connection.cursor() as cursor:
+    sql += ", (SELECT id FROM v)" if evaluation is not None else ", NULL"
+    with db.cursor() as cursor:
         execute(cursor, sql, params)
-        order_id, line_id, reserved = cursor.fetchone()
+        order_id, line_id, reserved, evaluation_id = cursor.fetchone()
     if reserving:
         card_codes_reserve_check(
             sku=line.sku, quantity=line.quantity, reserved=reserved
@@ -327,75 +367,19 @@ def _order_write(
     for obj, pk in ((order, order_id), (line, line_id)):
         obj.pk = pk
         obj._state.adding = False
-        obj._state.db = connection.alias
+        obj._state.db = db.alias
     line.order_id = order_id
+    return int(evaluation_id) if evaluation_id is not None else None
 
 
+@functools.cache
 def _table(model: type[Model]) -> str:
-    return str(connection.ops.quote_name(model._meta.db_table))
+    """The model's quoted table name (the default database's, fixed per process)."""
+    return str(connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table))
 
 
 def _marks(columns: list[str]) -> str:
     return ", ".join(["%s"] * len(columns))
-
-
-def checkout_known_sold_out(
-    *,
-    sku_code: str,
-    user_id: int | str | None,
-    client_token: str,
-    now: dt.datetime | None = None,
-) -> Sku | None:
-    """The SKU, when checkout may answer "sold out" before anything else.
-
-    That is: a card-code SKU on sale whose sold-out flag is up, for a click whose
-    token has placed no order (a double click after the flag goes the long way and
-    finds its order). Cache reads only: no SQL, no lock, no write; a cache outage
-    answers None (the reservation decides).
-    """
-    sku = catalog_cache.sku_on_sale(code=sku_code, now=now or timezone.now())
-    if sku is None or sku.delivery != Sku.Delivery.CARD_CODE:
-        return None
-    sold_out, placed = _sold_out_or_placed(
-        sku_id=sku.id,
-        user_id=user_id or 0,
-        client_token=client_token if user_id else "",
-    )
-    return sku if sold_out and not placed else None
-
-
-def _placed_key(user_id: int | str, client_token: str) -> str:
-    return f"placed:{user_id}:{client_token}"
-
-
-def _remember_placed(user_id: int | str, client_token: str, order_id: int) -> None:
-    """After commit: this checkout token made this order (for the sold-out path)."""
-    try:
-        cache.set(
-            _placed_key(user_id, client_token),
-            order_id,
-            settings.ORDER_PAYMENT_TIMEOUT_MINUTES * 60,
-        )
-    except Exception:
-        logger.warning("placed order not remembered: cache unreachable")
-
-
-def _sold_out_or_placed(
-    *, sku_id: int, user_id: int | str, client_token: str
-) -> tuple[bool, int | None]:
-    """Whether the SKU is flagged sold out, and the order this token already
-    placed if any: one cache round trip, no SQL. A cache outage answers
-    (False, None): the reservation then decides, as without the flag."""
-    keys = [sold_out_key(sku_id)]
-    if client_token:
-        keys.append(_placed_key(user_id, client_token))
-    try:
-        found = cache.get_many(keys)
-    except Exception:
-        logger.warning("sold-out flag unreadable: cache unreachable")
-        return False, None
-    placed = found.get(keys[-1]) if client_token else None
-    return bool(found.get(keys[0])), placed
 
 
 def _same_request(order: Order, quote: Quote) -> bool:
@@ -443,7 +427,10 @@ def _lines_create(*, order: Order, quote: Quote) -> list[OrderLine]:
 
 
 def _snapshot_text(sku: Sku) -> str:
-    # Stored once and shown to everyone: in the shop's language, not the buyer's.
+    # Stored once and shown to everyone: in the shop's language, not the buyer's
+    # (most buyers' already: then no switching there and back).
+    if translation.get_language() == settings.LANGUAGE_CODE:
+        return sku.validity_text
     with translation.override(settings.LANGUAGE_CODE):
         return sku.validity_text
 

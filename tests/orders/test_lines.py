@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.utils import translation
 
 from catalog.models import Platform, Sku
 from fulfillment.models import CardCode
@@ -77,6 +78,24 @@ def test_order_place_topup_line_snapshots_kind_and_account(alice, qq_topup):
     assert line.recharge_account == "12345678"
     assert line.status == OrderLine.Status.RESERVED
     assert order.total_amount == Decimal("28.00")
+
+
+@pytest.mark.parametrize("language", ["zh-hans", "en"])
+def test_order_place_snapshots_the_validity_in_the_shop_language(alice, language):
+    sku = SkuFactory(code="VALID-31")
+    stock_codes(sku, 1)
+    with translation.override("zh-hans"):
+        shop_text = sku.validity_text
+    with translation.override("en"):
+        english_text = sku.validity_text
+
+    with translation.override(language):
+        order = order_place(user=alice, sku_code="VALID-31", quantity=1)
+        after = translation.get_language()
+
+    assert shop_text != english_text
+    assert order.lines.get().validity_text == shop_text
+    assert after == language  # the shopper's language, left as it was
 
 
 @pytest.mark.parametrize(

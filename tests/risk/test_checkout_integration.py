@@ -132,6 +132,19 @@ def test_every_checkout_is_recorded_once_and_linked_only_to_the_order_it_made(ca
     ) == [("allow", order.id), ("allow", None)]
 
 
+def test_a_checkout_the_reservation_rolls_back_is_recorded_without_an_order(db):
+    SkuFactory(code="TX-M", price=Decimal("25.00"))  # no codes, no sold-out flag yet
+    alice = _shopper()
+
+    response = _buy(alice, "t1")  # the order's statement runs, then rolls back
+
+    assert response.status_code == 409
+    assert not Order.objects.exists()
+    assert list(RiskEvaluation.objects.values_list("decision", "order_id")) == [
+        ("allow", None)
+    ]
+
+
 def test_a_double_click_past_the_limit_still_finds_its_order(card):
     RiskRuleFactory(name="设备频率", subject=Subject.DEVICE, threshold=1)
     alice = _shopper()
