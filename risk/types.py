@@ -83,8 +83,10 @@ class Assessment:
     # order's id otherwise (risk.services.risk_checkout_confirm).
     hold: tuple[str, ...] = field(default=())
     # Checkout only, when it goes on to place an order (`risk_assess(defer=True)`):
-    # the RiskEvaluation not written yet (evaluation_id None), written once with
-    # the order's id by risk_checkout_confirm, or without by risk_checkout_abandon.
+    # the RiskEvaluation not written yet (evaluation_id None), written with the
+    # new order by order_place (in the order's own statement, risk/checkout.py
+    # checkout_place), else once by risk_checkout_confirm (with the order's id)
+    # or risk_checkout_abandon (without).
     record: object = field(default=None, compare=False, repr=False)
 
     @property
