@@ -9,11 +9,13 @@ other in a cycle (proven by the threaded tests in tests/orders/).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from config.lib.db import execute, row_get
+from config.lib.db import Write, execute, row_get, row_lock_then
 from orders.models import Order, Refund
 
 
@@ -49,9 +51,16 @@ def guest_lock_for_update(*, email: str) -> None:
         )
 
 
-def order_lock_for_update(*, number: str) -> Order | None:
-    """The order, its row locked (the notify's hot path: one plain statement)."""
-    return row_get(Order, for_update=True, number=number)
+def order_lock_for_update(
+    *, number: str, then: Sequence[Write] = ()
+) -> tuple[Order | None, list[Any]]:
+    """The order, its row locked (the notify's hot path: one plain statement),
+    and the answers of `then`: writes that read the locked row (`LOCKED`) and
+    run after the lock in the same statement (PostgreSQL only; config/lib/db.py
+    `row_lock_then`). Lock order: Order, then whatever the writes touch."""
+    if then:
+        return row_lock_then(Order, then=then, number=number)
+    return row_get(Order, for_update=True, number=number), []
 
 
 def order_lock_for_update_by_id(

@@ -72,21 +72,57 @@ def _where(
     parts: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
-        field = _field(model, name)
-        column = _quote(field.column)
+        column, field, native = _column(model, name)
         if isinstance(value, list | tuple | set | frozenset):
             values = list(value)
             if not values:
                 parts.append("1 = 0")  # IN () matches nothing
                 continue
             parts.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
-            params.extend(field.get_db_prep_value(v, db) for v in values)
+            params.extend(
+                v if _passes(v, native) else field.get_db_prep_value(v, db)
+                for v in values
+            )
         elif value is None:
             parts.append(f"{column} IS NULL")
         else:
             parts.append(f"{column} = %s")
-            params.append(field.get_db_prep_value(value, db))
+            params.append(
+                value if _passes(value, native) else field.get_db_prep_value(value, db)
+            )
     return " AND ".join(parts) or "1 = 1", params
+
+
+@cache
+def _column(model: type[Model], name: str) -> tuple[str, Field[Any, Any], type | None]:
+    """A field's quoted column, the field, and the type its values may go to
+    psycopg2 as they are (`_native_type`; None: always through the field)."""
+    field = _field(model, name)
+    return _quote(field.column), field, _native_type(field)
+
+
+def _native_type(field: Field[Any, Any]) -> type | None:
+    """The type a stock field hands to PostgreSQL unchanged (see `_NATIVE`);
+    None elsewhere (SQLite converts every value) and for any other field."""
+    if _db().vendor != "postgresql":
+        return None
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    return _NATIVE.get(type(target))
+
+
+def _passes(value: Any, native: type | None) -> bool:
+    """Whether `value` is what its field's own preparation would hand psycopg2
+    unchanged: None, or of the native type (any str for a text field: its
+    `to_python` keeps a str subclass as it is), a finite Decimal, an aware
+    datetime."""
+    if native is None:
+        return False
+    kind = type(value)
+    if value is None or kind is native:
+        return (kind is not Decimal or value.is_finite()) and (
+            kind is not dt.datetime or value.tzinfo is not None
+        )
+    return native is str and isinstance(value, str)
 
 
 def insert_values(
@@ -338,6 +374,55 @@ def row_get(model: type[M], *, for_update: bool = False, **where: Any) -> M | No
     return found[0] if found else None
 
 
+LOCKED = "locked"  # the CTE `row_lock_then`'s writes read the locked row from
+
+
+def row_lock_then(
+    model: type[M], *, then: Sequence[Write], **where: Any
+) -> tuple[M | None, list[Any]]:
+    """PostgreSQL: `row_get(for_update=True)` and the writes `then`, one statement.
+
+    The row is locked first (a CTE named `LOCKED`); each write reads it
+    (`... FROM "locked"`), so none can run before the lock is held, and a
+    write given no row writes nothing. Returns the row (as the lock left it:
+    the latest version, as `row_get` would return it) and the writes' answers
+    (see `Write`); (None, []) when no row matches.
+    """
+    db = _db()
+    assert db.vendor == "postgresql"  # noqa: S101 (callers check; CTEs that write)
+    columns, attnames = _select_list(model)
+    condition, params = _where(model, where, db)
+    assert model._meta.pk is not None  # noqa: S101
+    table = _quote(model._meta.db_table)
+    parts = [
+        f"{LOCKED} AS (SELECT {columns} FROM {table} WHERE {condition}"  # noqa: S608
+        f" ORDER BY {_quote(model._meta.pk.column)} LIMIT 1 FOR UPDATE)"
+    ]
+    answers: list[str] = []
+    for i, write in enumerate(then):
+        returning = "" if write.answer == "pk" else " RETURNING 1"
+        parts.append(f"w{i} AS ({write.sql}{returning})")
+        answers.append(
+            f"(SELECT {'count(*)' if write.answer == 'count' else '*'} FROM w{i})"  # noqa: S608
+        )
+        params.extend(write.params)
+    selected = ", ".join([f"{LOCKED}.*", *answers])
+    with db.cursor() as cursor:
+        execute(
+            cursor,
+            f"WITH {', '.join(parts)} SELECT {selected} FROM {LOCKED}",  # noqa: S608
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None, []
+    width = len(attnames)
+    found = model.from_db(
+        DEFAULT_DB_ALIAS, attnames, _convert(row[:width], _converters(model), db)
+    )
+    return found, list(row[width:])
+
+
 @cache
 def _converters(model: type[Model]) -> tuple[tuple[int, Any, Any], ...]:
     """The database backend's and the fields' value converters (what the ORM applies
@@ -395,9 +480,11 @@ def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) ->
     sets: list[str] = []
     params: list[Any] = []
     for name, value in values.items():
-        field = _field(model, name)
-        sets.append(f"{_quote(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, db))
+        column, field, native = _column(model, name)
+        sets.append(f"{column} = %s")
+        params.append(
+            value if _passes(value, native) else field.get_db_prep_save(value, db)
+        )
     condition, where_params = _where(model, where, db)
     return Write(
         f"UPDATE {_quote(model._meta.db_table)} SET {', '.join(sets)}"  # noqa: S608

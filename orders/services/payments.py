@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from config.lib.db import (
+    LOCKED,
+    Write,
+    insert_values,
     insert_write,
     row_insert,
     rows_update,
@@ -173,10 +177,22 @@ def _notify_apply(
         return _finish(notify, accepted=False)
     hold_reason = _risk_hold_reason(parsed)
 
+    # A paid trade's payment row and the notify's usual outcome are written by
+    # the statement that locks the order (PostgreSQL): one round trip fewer.
+    payment = Payment(
+        gateway=gateway_name, trade_no=parsed.trade_no, amount=parsed.amount
+    )
+    early = (
+        parsed.status == "success"
+        and connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
+    )
     outcome: str
     with transaction.atomic():
         # One locked read serves every branch: lock order Order → CardCode.
-        order = order_lock_for_update(number=parsed.out_trade_no)
+        order, written = order_lock_for_update(
+            number=parsed.out_trade_no,
+            then=_paid_writes(payment, notify) if early else (),
+        )
         if order is None:
             outcome, message, accepted = Outcome.UNKNOWN_ORDER, "no such order", False
         elif parsed.amount != order.total_amount:
@@ -190,12 +206,14 @@ def _notify_apply(
                 True,
             )
         elif parsed.status == "success":
+            payment.order = order
             outcome = _payment_apply(
                 order=order,
                 notify=notify,
-                gateway_name=gateway_name,
+                payment=payment,
                 parsed=parsed,
                 hold_reason=hold_reason,
+                written=written if early else None,
             )
             message, accepted = "", True
         else:
@@ -277,43 +295,71 @@ def _risk_hold_reason(parsed: ParsedNotify) -> str:
     return assessment.reasons or "risk review"
 
 
+def _paid_writes(payment: Payment, notify: PaymentNotify) -> list[Write]:
+    """`payment` (its order left out) inserted, and `notify` marked paid, as
+    writes reading the locked order (`order_lock_for_update`): its id, and only
+    when its total is the amount paid (what `_notify_apply` checks first).
+
+    A repeated notify is expected (gateways retry until acknowledged): the
+    unique (gateway, trade_no) key answers it (no row: None), and refuses a
+    trade replayed on another order. The notify is marked paid with it (the
+    usual outcome; `_notify_apply` corrects it otherwise).
+    """
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    columns, values = insert_values(payment, skip=("order",))
+    paid = f"{LOCKED}.{quote('total_amount')} = %s"
+    table = quote(PaymentNotify._meta.db_table)
+    return [
+        Write(
+            f"INSERT INTO {quote(Payment._meta.db_table)}"  # noqa: S608 (model names)
+            f" ({', '.join(columns)}, {quote('order_id')})"
+            f" SELECT {', '.join(['%s'] * len(values))}, {LOCKED}.{quote('id')}"
+            f" FROM {LOCKED} WHERE {paid}"
+            f" ON CONFLICT DO NOTHING RETURNING {quote('id')}",
+            [*values, payment.amount],
+            "pk",
+        ),
+        Write(
+            f"UPDATE {table} SET {quote('outcome')} = %s,"  # noqa: S608 (model names)
+            f" {quote('message')} = %s, {quote('order_id')} = {LOCKED}.{quote('id')}"
+            f" FROM {LOCKED} WHERE {table}.{quote('id')} = %s AND {paid}",
+            [Outcome.PAID.value, "", notify.pk, payment.amount],
+        ),
+    ]
+
+
 def _payment_apply(
     *,
     order: Order,
     notify: PaymentNotify,
-    gateway_name: str,
+    payment: Payment,
     parsed: ParsedNotify,
     hold_reason: str = "",
+    written: list[Any] | None = None,
 ) -> str:
-    """Record the payment and act on it. The caller holds the Order row lock.
+    """Record `payment` (for `order`, not written yet) and act on it. The caller
+    holds the Order row lock.
 
-    `hold_reason`: a risk rule holds the order for review once paid.
+    `written`: the answers of `_paid_writes`, when the lock's statement wrote
+    them. `hold_reason`: a risk rule holds the order for review once paid.
     Returns the notify outcome; DUPLICATE when this trade was already recorded.
     """
     now = timezone.now()
-    payment = Payment(
-        order=order,
-        gateway=gateway_name,
-        trade_no=parsed.trade_no,
-        amount=parsed.amount,
-    )
-    # A repeated notify is expected (gateways retry until acknowledged): the
-    # unique (gateway, trade_no) key answers it, and refuses a trade replayed on
-    # another order. The notify is marked paid in the same statement (the
-    # usual outcome; the caller corrects it otherwise): the paid path keeps
-    # its statement count with the outcome inside the transaction.
-    payment_pk, _marked = writes_run(
-        [
-            insert_write([payment], once=True),
-            update_write(
-                PaymentNotify,
-                {"pk": notify.pk},
-                outcome=Outcome.PAID,
-                message="",
-                order_id=order.pk,
-            ),
-        ]
-    )
+    if written is None:
+        # As `_paid_writes` does, in one statement after the lock.
+        written = writes_run(
+            [
+                insert_write([payment], once=True),
+                update_write(
+                    PaymentNotify,
+                    {"pk": notify.pk},
+                    outcome=Outcome.PAID,
+                    message="",
+                    order_id=order.pk,
+                ),
+            ]
+        )
+    payment_pk = written[0]
     notify.outcome, notify.message, notify.order_id = Outcome.PAID, "", order.pk
     if payment_pk is None:
         return Outcome.DUPLICATE
