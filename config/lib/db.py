@@ -18,11 +18,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
+from django.utils import timezone
 
 from config.lib.prepared import execute as execute  # re-exported for call sites
 
@@ -137,7 +138,7 @@ def insert_values(
     `get_db_prep_save`.
     """
     columns, plan = _insert_plan(type(obj), tuple(skip))
-    db = _db()
+    db: BaseDatabaseWrapper | None = None  # looked up only for a value to convert
     values: list[Any] = []
     attrs = obj.__dict__
     for attname, field, native, pre_save in plan:
@@ -148,15 +149,10 @@ def insert_values(
                 value = attrs[attname]
             except KeyError:  # deferred: the descriptor knows
                 value = getattr(obj, attname)
-        kind = type(value)
-        if value is None and native is not None:
-            values.append(None)
-        elif kind is native and (
-            (kind is not Decimal or value.is_finite())
-            and (kind is not dt.datetime or value.tzinfo is not None)
-        ):
+        if _passes(value, native):
             values.append(value)
         else:
+            db = db or _db()
             values.append(field.get_db_prep_save(value, db))
     return list(columns), values
 
@@ -375,52 +371,111 @@ def row_get(model: type[M], *, for_update: bool = False, **where: Any) -> M | No
 
 
 LOCKED = "locked"  # the CTE `row_lock_then`'s writes read the locked row from
+# A column of LOCKED: true when the row locked is the version this statement's
+# snapshot holds (nobody changed it while the lock was awaited).
+LOCKED_FRESH = "kq_fresh"
+
+
+@dataclass(frozen=True)
+class Locked(Generic[M]):
+    """What `row_lock_then` found: the row (None: none matched), the writes'
+    answers, whether the row was `fresh` (`LOCKED_FRESH`), and the `children`
+    read with it, each with the value of the caller's SQL expression."""
+
+    row: M | None
+    answers: list[Any]
+    fresh: bool
+    children: list[tuple[Any, Any]]
 
 
 def row_lock_then(
-    model: type[M], *, then: Sequence[Write], **where: Any
-) -> tuple[M | None, list[Any]]:
+    model: type[M],
+    *,
+    then: Sequence[Write],
+    children: tuple[type[Model], str, str] | None = None,
+    **where: Any,
+) -> Locked[M]:
     """PostgreSQL: `row_get(for_update=True)` and the writes `then`, one statement.
 
     The row is locked first (a CTE named `LOCKED`); each write reads it
     (`... FROM "locked"`), so none can run before the lock is held, and a
-    write given no row writes nothing. Returns the row (as the lock left it:
-    the latest version, as `row_get` would return it) and the writes' answers
-    (see `Write`); (None, []) when no row matches.
+    write given no row writes nothing. The writes are the CTEs `w0`, `w1`...
+    in order; a later one may read an earlier one's rows. `children`: (model,
+    its foreign key's attname, an SQL expression) also reads the locked row's
+    children as this statement's snapshot has them (so, when the row is not
+    fresh, perhaps older than the lock), each with the expression's value
+    (which may read the writes; qualify the child's columns with its table).
+    The row is returned as the lock left it (the latest version, as `row_get`
+    would return it).
     """
     db = _db()
     assert db.vendor == "postgresql"  # noqa: S101 (callers check; CTEs that write)
     columns, attnames = _select_list(model)
     condition, params = _where(model, where, db)
-    assert model._meta.pk is not None  # noqa: S101
-    table = _quote(model._meta.db_table)
+    pk = model._meta.pk
+    assert pk is not None  # noqa: S101
+    table, pk_column = _quote(model._meta.db_table), _quote(pk.column)
     parts = [
-        f"{LOCKED} AS (SELECT {columns} FROM {table} WHERE {condition}"  # noqa: S608
-        f" ORDER BY {_quote(model._meta.pk.column)} LIMIT 1 FOR UPDATE)"
+        f"{LOCKED} AS (SELECT {columns}, xmin = (SELECT k.xmin FROM {table} k"  # noqa: S608
+        f" WHERE k.{pk_column} = {table}.{pk_column}) AS {LOCKED_FRESH}"
+        f" FROM {table} WHERE {condition} ORDER BY {pk_column} LIMIT 1 FOR UPDATE)"
     ]
     answers: list[str] = []
     for i, write in enumerate(then):
-        returning = "" if write.answer == "pk" else " RETURNING 1"
+        returning = " RETURNING 1" if write.answer == "count" else ""
         parts.append(f"w{i} AS ({write.sql}{returning})")
         answers.append(
-            f"(SELECT {'count(*)' if write.answer == 'count' else '*'} FROM w{i})"  # noqa: S608
+            f"(SELECT {'*' if write.answer == 'pk' else 'count(*)'} FROM w{i})"  # noqa: S608
         )
         params.extend(write.params)
-    selected = ", ".join([f"{LOCKED}.*", *answers])
+    selected = [f"{LOCKED}.*", *answers]
+    joined = ""
+    if children is not None:
+        child, fk, extra = children
+        child_table = _quote(child._meta.db_table)
+        child_pk = child._meta.pk
+        assert child_pk is not None  # noqa: S101
+        selected.extend(
+            f"{child_table}.{_quote(f.column)}" for f in child._meta.concrete_fields
+        )
+        selected.append(extra)
+        joined = (
+            f" LEFT JOIN {child_table} ON {child_table}.{_quote(_field(child, fk).column)}"
+            f" = {LOCKED}.{pk_column} ORDER BY {child_table}.{_quote(child_pk.column)}"
+        )
     with db.cursor() as cursor:
         execute(
             cursor,
-            f"WITH {', '.join(parts)} SELECT {selected} FROM {LOCKED}",  # noqa: S608
+            f"WITH {', '.join(parts)} SELECT {', '.join(selected)}"  # noqa: S608
+            f" FROM {LOCKED}{joined}",
             params,
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None, []
+        rows = cursor.fetchall()
+    if not rows:
+        return Locked(None, [], False, [])
     width = len(attnames)
+    first = rows[0]
     found = model.from_db(
-        DEFAULT_DB_ALIAS, attnames, _convert(row[:width], _converters(model), db)
+        DEFAULT_DB_ALIAS, attnames, _convert(first[:width], _converters(model), db)
     )
-    return found, list(row[width:])
+    ended = width + 1 + len(answers)
+    read: list[tuple[Any, Any]] = []
+    if children is not None:
+        _child_columns, child_attnames = _select_list(child)
+        child_converters = _converters(child)
+        read = [
+            (
+                child.from_db(
+                    DEFAULT_DB_ALIAS,
+                    child_attnames,
+                    _convert(row[ended:-1], child_converters, db),
+                ),
+                row[-1],
+            )
+            for row in rows
+            if row[ended] is not None  # LEFT JOIN: no child
+        ]
+    return Locked(found, list(first[width + 1 : ended]), bool(first[width]), read)
 
 
 @cache
@@ -467,11 +522,13 @@ def rows_update(model: type[Model], where: Mapping[str, Any], **values: Any) -> 
 class Write:
     """One data-modifying statement for `writes_run`, and what it answers:
     its row count (`count`) or the primary key it wrote, or None (`pk`: a
-    one-row INSERT ending in `RETURNING <pk>`)."""
+    one-row INSERT ending in `RETURNING <pk>`). In `row_lock_then` also
+    `rows`: a statement with a RETURNING (or a SELECT) of its own, answering
+    how many rows it gave."""
 
     sql: str
     params: list[Any]
-    answer: Literal["count", "pk"] = "count"
+    answer: Literal["count", "pk", "rows"] = "count"
 
 
 def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) -> Write:
@@ -498,22 +555,97 @@ def insert_write(objs: Sequence[Model], *, once: bool = False) -> Write:
     NOTHING` (see `row_insert_once`). One object: its answer is the pk written
     (None on a conflict; the caller sets it); several: the count (their pks are
     not read back)."""
-    opts = objs[0]._meta
-    assert opts.pk is not None  # noqa: S101
     params: list[Any] = []
     columns: list[str] = []
     for obj in objs:
         columns, values = insert_values(obj)
         params.extend(values)
+    return _insert_write(type(objs[0]), columns, params, len(objs), once=once)
+
+
+def _insert_write(
+    model: type[Model],
+    columns: Sequence[str],
+    params: list[Any],
+    rows: int,
+    *,
+    once: bool,
+) -> Write:
+    pk = model._meta.pk
+    assert pk is not None  # noqa: S101
     row = f"({', '.join(['%s'] * len(columns))})"
     conflict = " ON CONFLICT DO NOTHING" if once else ""
     sql = (
-        f"INSERT INTO {_quote(opts.db_table)} ({', '.join(columns)})"  # noqa: S608
-        f" VALUES {', '.join([row] * len(objs))}{conflict}"
+        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(columns)})"  # noqa: S608
+        f" VALUES {', '.join([row] * rows)}{conflict}"
     )
-    if len(objs) == 1:
-        return Write(f"{sql} RETURNING {_quote(opts.pk.column)}", params, "pk")
+    if rows == 1:
+        return Write(f"{sql} RETURNING {_quote(pk.column)}", params, "pk")
     return Write(sql, params)
+
+
+def insert_write_rows(
+    model: type[Model], rows: Sequence[Mapping[str, Any]], *, once: bool = False
+) -> Write:
+    """`insert_write` for new rows given as {attname: value} (`order_id`, not
+    `order`), without building model instances (the paid path's events and
+    email row). A field left out takes what building the model would give it
+    (its default, a callable one called per row); `auto_now(_add)` fields
+    get the time, given or not (as `pre_save` gives it);
+    a model with any other `pre_save` work is built and `insert_values` asked.
+    Raises TypeError for a name that is no field's attname.
+    """
+    columns, plan = _rows_plan(model)
+    db: BaseDatabaseWrapper | None = None  # looked up only for a value to convert
+    params: list[Any] = []
+    for given in rows:
+        unknown = given.keys() - plan.keys()
+        if unknown:
+            raise TypeError(f"{model.__name__} has no field {sorted(unknown)[0]}")
+        if not columns:  # fields with pre_save work of their own
+            columns, values = insert_values(model(**given))
+            params.extend(values)
+            continue
+        for attname, (field, native, default) in plan.items():
+            if default is _NOW:  # as `pre_save` does, given or not
+                value = timezone.now()
+            elif attname in given:
+                value = given[attname]
+            elif default is _CALL:
+                value = field.get_default()
+            else:
+                value = default
+            if _passes(value, native):
+                params.append(value)
+            else:
+                db = db or _db()
+                params.append(field.get_db_prep_save(value, db))
+    return _insert_write(model, columns, params, len(rows), once=once)
+
+
+_NOW, _CALL = object(), object()  # `_rows_plan`: the time, the field's callable default
+
+
+@cache
+def _rows_plan(
+    model: type[Model],
+) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any]]]:
+    """Per model: the INSERT's quoted columns (empty: build the model, see
+    `insert_write_rows`), and per attname its field, native type (`_NATIVE`)
+    and default: `_NOW`, `_CALL` or the value every row gets."""
+    columns, insert_plan = _insert_plan(model, ())
+    plan: dict[str, tuple[Field[Any, Any], type | None, Any]] = {}
+    plain = True
+    for attname, field, native, pre_save in insert_plan:
+        if pre_save:
+            plain = plain and isinstance(field, models.DateTimeField)
+            default: Any = _NOW
+        elif field.has_default() and callable(field.default):
+            default = _CALL
+        else:
+            default = field.get_default()
+        plan[attname] = (field, native, default)
+    return (list(columns) if plain else []), plan
 
 
 def writes_run(writes: Sequence[Write]) -> list[Any]:
