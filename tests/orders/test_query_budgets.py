@@ -26,6 +26,13 @@ order's; an order that is not `partnered` (no attribution, no partner order) is
 not looked up by distribution's receivers; the checkout's risk evaluation is
 one INSERT, linked to its order, once the order is made.
 
+Session 7 (docs/PERFORMANCE.md, "Paid path, session 7: the notify's statements"):
+the notify's payment row, its paid outcome, the code sale and the read of the
+lines are written by the statement that locks the order (when the row locked is
+the version that statement's snapshot holds; otherwise the sale and the read
+follow the lock, as before): notifies 7 → 5 (card code), 11 → 9 (top-up),
+12 → 10 (bundle), a repeated notify 6 → 5.
+
 The checkout POST here reads the session from the cache (cached_db) but the SKU
 from the database: each test starts with an empty cache, where a running shop
 has it cached (catalog/cache.py).
