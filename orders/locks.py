@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from config.lib.db import Locked, Write, execute, row_get, row_lock_then
+from config.lib.db import Write, execute, row_get
+from config.lib.db_fold import Locked, row_lock_then
 from orders.models import Order, OrderLine, Refund
 
 
@@ -55,7 +56,7 @@ def order_lock_for_update(
 ) -> Locked[Order]:
     """The order, its row locked (the notify's hot path: one plain statement).
 
-    With `then` (PostgreSQL only; config/lib/db.py `row_lock_then`): writes
+    With `then` (PostgreSQL only; config/lib/db_fold.py `row_lock_then`): writes
     that read the locked row (`LOCKED`) and run after the lock in the same
     statement, and with `lines_extra` the order's lines read with it (each with
     that SQL expression's value). Lock order: Order, then what the writes touch.

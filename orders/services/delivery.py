@@ -23,14 +23,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from catalog.models import Sku
-from config.lib.db import (
-    LOCKED,
-    Write,
-    insert_write_rows,
-    rows_get,
-    rows_get_after,
-    writes_run,
-)
+from config.lib.db import Write, rows_get, rows_get_after, writes_run
+from config.lib.db_fold import LOCKED, insert_write_rows
 from config.lib.errors import DomainError
 from fulfillment.locks import card_codes_lock_for_update
 from fulfillment.models import CardCode, CodeAccessLog
@@ -66,7 +60,7 @@ _SETTLED_EVENTS: dict[str, str] = {
 
 # An order's lines, and per reserved card-code line the codes it has sold.
 Selling = tuple[list[OrderLine], dict[int, int]]
-# A row to write, as {attname: value} (config/lib/db.py `insert_write_rows`).
+# A row to write, as {attname: value} (config/lib/db_fold.py `insert_write_rows`).
 Row = dict[str, Any]
 
 

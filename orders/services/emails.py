@@ -93,7 +93,7 @@ def order_email_queue(
 
 def order_email_row(*, order: Order, kind: str) -> dict[str, Any] | None:
     """The outbox row of an order email, as {attname: value}, for a caller that
-    writes it with other rows (config/lib/db.py `insert_write_rows`, `once`),
+    writes it with other rows (config/lib/db_fold.py `insert_write_rows`, `once`),
     then calls `order_email_written`; None without an address."""
     if not order.email:
         return None

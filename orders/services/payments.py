@@ -16,8 +16,6 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from config.lib.db import (
-    LOCKED,
-    LOCKED_FRESH,
     Write,
     insert_values,
     insert_write,
@@ -26,6 +24,7 @@ from config.lib.db import (
     update_write,
     writes_run,
 )
+from config.lib.db_fold import LOCKED, LOCKED_FRESH
 from config.lib.errors import DomainError
 from fulfillment.services import OutOfStockError
 from orders.gateways import (

@@ -16,10 +16,10 @@ from django.utils import timezone
 from config.lib.db import (
     insert_values,
     insert_write,
-    insert_write_rows,
     row_get,
     row_insert,
 )
+from config.lib.db_fold import insert_write_rows
 from orders.models import OrderEvent
 from orders.services import order_place
 from tests.factories.catalog import SkuFactory
