@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 
-from config.lib.db import execute, row_get
-from orders.models import Order, Refund
+from config.lib.db import Write, execute, row_get
+from config.lib.db_fold import Locked, row_lock_then
+from orders.models import Order, OrderLine, Refund
 
 
 def user_lock_for_update(*, user_id: int) -> None:
@@ -62,9 +64,21 @@ def guest_lock_for_update(*, email: str) -> None:
         )
 
 
-def order_lock_for_update(*, number: str) -> Order | None:
-    """The order, its row locked (the notify's hot path: one plain statement)."""
-    return row_get(Order, for_update=True, number=number)
+def order_lock_for_update(
+    *, number: str, then: Sequence[Write] = (), lines_extra: str | None = None
+) -> Locked[Order]:
+    """The order, its row locked (the notify's hot path: one plain statement).
+
+    With `then` (PostgreSQL only; config/lib/db_fold.py `row_lock_then`): writes
+    that read the locked row (`LOCKED`) and run after the lock in the same
+    statement, and with `lines_extra` the order's lines read with it (each with
+    that SQL expression's value). Lock order: Order, then what the writes touch.
+    """
+    if then:
+        children = None if lines_extra is None else (OrderLine, "order_id", lines_extra)
+        return row_lock_then(Order, then=then, children=children, number=number)
+    order = row_get(Order, for_update=True, number=number)
+    return Locked(order, [], order is not None, [])
 
 
 def order_lock_for_update_by_id(

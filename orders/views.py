@@ -55,7 +55,7 @@ from orders.access import (
     shopper_order_or_404,
 )
 from orders.forms import CheckoutForm, PayForm
-from orders.gateways import ClientKind, gateway_default, gateway_get
+from orders.gateways import ClientKind, HeadersOnRequest, gateway_default, gateway_get
 from orders.guest import guest_key
 from orders.models import Order
 from orders.pricing import QuoteError, bundle_items_for, order_quote
@@ -447,7 +447,7 @@ def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
         _status, content_type, body = handler.ack(accepted=False)
         return HttpResponse(body, status=429, content_type=content_type)
     fields = handler.notify_fields(
-        body=request.body, headers=request.headers, post=request.POST
+        body=request.body, headers=HeadersOnRequest(request), post=request.POST
     )
     try:
         result = services.payment_notify_handle(

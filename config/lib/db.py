@@ -72,21 +72,57 @@ def _where(
     parts: list[str] = []
     params: list[Any] = []
     for name, value in where.items():
-        field = _field(model, name)
-        column = _quote(field.column)
+        column, field, native = _column(model, name)
         if isinstance(value, list | tuple | set | frozenset):
             values = list(value)
             if not values:
                 parts.append("1 = 0")  # IN () matches nothing
                 continue
             parts.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
-            params.extend(field.get_db_prep_value(v, db) for v in values)
+            params.extend(
+                v if _passes(v, native) else field.get_db_prep_value(v, db)
+                for v in values
+            )
         elif value is None:
             parts.append(f"{column} IS NULL")
         else:
             parts.append(f"{column} = %s")
-            params.append(field.get_db_prep_value(value, db))
+            params.append(
+                value if _passes(value, native) else field.get_db_prep_value(value, db)
+            )
     return " AND ".join(parts) or "1 = 1", params
+
+
+@cache
+def _column(model: type[Model], name: str) -> tuple[str, Field[Any, Any], type | None]:
+    """A field's quoted column, the field, and the type its values may go to
+    psycopg2 as they are (`_native_type`; None: always through the field)."""
+    field = _field(model, name)
+    return _quote(field.column), field, _native_type(field)
+
+
+def _native_type(field: Field[Any, Any]) -> type | None:
+    """The type a stock field hands to PostgreSQL unchanged (see `_NATIVE`);
+    None elsewhere (SQLite converts every value) and for any other field."""
+    if _db().vendor != "postgresql":
+        return None
+    target = field.target_field if isinstance(field, models.ForeignKey) else field
+    return _NATIVE.get(type(target))
+
+
+def _passes(value: Any, native: type | None) -> bool:
+    """Whether `value` is what its field's own preparation would hand psycopg2
+    unchanged: None, or of the native type (any str for a text field: its
+    `to_python` keeps a str subclass as it is), a finite Decimal, an aware
+    datetime."""
+    if native is None:
+        return False
+    kind = type(value)
+    if value is None or kind is native:
+        return (kind is not Decimal or value.is_finite()) and (
+            kind is not dt.datetime or value.tzinfo is not None
+        )
+    return native is str and isinstance(value, str)
 
 
 def insert_values(
@@ -101,7 +137,7 @@ def insert_values(
     `get_db_prep_save`.
     """
     columns, plan = _insert_plan(type(obj), tuple(skip))
-    db = _db()
+    db: BaseDatabaseWrapper | None = None  # looked up only for a value to convert
     values: list[Any] = []
     attrs = obj.__dict__
     for attname, field, native, pre_save in plan:
@@ -112,15 +148,10 @@ def insert_values(
                 value = attrs[attname]
             except KeyError:  # deferred: the descriptor knows
                 value = getattr(obj, attname)
-        kind = type(value)
-        if value is None and native is not None:
-            values.append(None)
-        elif kind is native and (
-            (kind is not Decimal or value.is_finite())
-            and (kind is not dt.datetime or value.tzinfo is not None)
-        ):
+        if _passes(value, native):
             values.append(value)
         else:
+            db = db or _db()
             values.append(field.get_db_prep_save(value, db))
     return list(columns), values
 
@@ -382,11 +413,13 @@ def rows_update(model: type[Model], where: Mapping[str, Any], **values: Any) -> 
 class Write:
     """One data-modifying statement for `writes_run`, and what it answers:
     its row count (`count`) or the primary key it wrote, or None (`pk`: a
-    one-row INSERT ending in `RETURNING <pk>`)."""
+    one-row INSERT ending in `RETURNING <pk>`). In `row_lock_then` (db_fold.py) also
+    `rows`: a statement with a RETURNING (or a SELECT) of its own, answering
+    how many rows it gave."""
 
     sql: str
     params: list[Any]
-    answer: Literal["count", "pk"] = "count"
+    answer: Literal["count", "pk", "rows"] = "count"
 
 
 def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) -> Write:
@@ -395,9 +428,11 @@ def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) ->
     sets: list[str] = []
     params: list[Any] = []
     for name, value in values.items():
-        field = _field(model, name)
-        sets.append(f"{_quote(field.column)} = %s")
-        params.append(field.get_db_prep_save(value, db))
+        column, field, native = _column(model, name)
+        sets.append(f"{column} = %s")
+        params.append(
+            value if _passes(value, native) else field.get_db_prep_save(value, db)
+        )
     condition, where_params = _where(model, where, db)
     return Write(
         f"UPDATE {_quote(model._meta.db_table)} SET {', '.join(sets)}"  # noqa: S608
@@ -411,21 +446,32 @@ def insert_write(objs: Sequence[Model], *, once: bool = False) -> Write:
     NOTHING` (see `row_insert_once`). One object: its answer is the pk written
     (None on a conflict; the caller sets it); several: the count (their pks are
     not read back)."""
-    opts = objs[0]._meta
-    assert opts.pk is not None  # noqa: S101
     params: list[Any] = []
     columns: list[str] = []
     for obj in objs:
         columns, values = insert_values(obj)
         params.extend(values)
+    return _insert_write(type(objs[0]), columns, params, len(objs), once=once)
+
+
+def _insert_write(
+    model: type[Model],
+    columns: Sequence[str],
+    params: list[Any],
+    rows: int,
+    *,
+    once: bool,
+) -> Write:
+    pk = model._meta.pk
+    assert pk is not None  # noqa: S101
     row = f"({', '.join(['%s'] * len(columns))})"
     conflict = " ON CONFLICT DO NOTHING" if once else ""
     sql = (
-        f"INSERT INTO {_quote(opts.db_table)} ({', '.join(columns)})"  # noqa: S608
-        f" VALUES {', '.join([row] * len(objs))}{conflict}"
+        f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(columns)})"  # noqa: S608
+        f" VALUES {', '.join([row] * rows)}{conflict}"
     )
-    if len(objs) == 1:
-        return Write(f"{sql} RETURNING {_quote(opts.pk.column)}", params, "pk")
+    if rows == 1:
+        return Write(f"{sql} RETURNING {_quote(pk.column)}", params, "pk")
     return Write(sql, params)
 
 

@@ -2,13 +2,18 @@
 
 Only the gateways switched on in settings exist: a disabled one is unknown to
 checkout, to the notify endpoint (404) and to every service. The registry is
-built from settings on each call, each real gateway once per configuration (its
-keys are parsed once), so tests that change settings see the change.
+built from settings once, and again after any setting changes (tests:
+`setting_changed`), each real gateway once per configuration (its keys are
+parsed once), so tests that change settings see the change.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
+
+from django.core.signals import setting_changed
+from django.http import HttpRequest
 
 from orders.gateways import sandbox
 from orders.gateways.alipay import AlipayConfig, AlipayGateway
@@ -38,8 +43,28 @@ def _wechat(config: WechatConfig) -> WechatGateway:
     return WechatGateway(config)
 
 
+class _Registry:
+    # The gateways `_build` made from the settings, until a setting changes
+    # (tests; a running process never changes its settings).
+    enabled: dict[str, Gateway] | None = None
+
+
+def _settings_changed(**kwargs: object) -> None:
+    _Registry.enabled = None
+
+
+setting_changed.connect(_settings_changed, dispatch_uid="orders.gateways.registry")
+
+
 def _enabled() -> dict[str, Gateway]:
     """The enabled gateways in the order checkout offers them."""
+    enabled = _Registry.enabled
+    if enabled is None:
+        enabled = _Registry.enabled = _build()
+    return enabled
+
+
+def _build() -> dict[str, Gateway]:
     gateways: dict[str, Gateway] = {}
     alipay_config = AlipayConfig.from_settings()
     if alipay_config is not None:
@@ -50,6 +75,24 @@ def _enabled() -> dict[str, Gateway]:
     if sandbox.is_enabled():
         gateways[sandbox.SandboxGateway.name] = sandbox.SandboxGateway()
     return gateways
+
+
+class HeadersOnRequest(Mapping[str, str]):
+    """A request's headers for `Gateway.notify_fields`, built from the WSGI
+    environ only when a gateway reads one (WeChat Pay's signature headers; the
+    form-posting gateways read none)."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+
+    def __getitem__(self, name: str) -> str:
+        return str(self._request.headers[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._request.headers)
+
+    def __len__(self) -> int:
+        return len(self._request.headers)
 
 
 def gateway_get(name: str) -> Gateway | None:
@@ -89,6 +132,7 @@ __all__ = [
     "Gateway",
     "GatewayError",
     "GatewayUnavailable",
+    "HeadersOnRequest",
     "NotifyRejected",
     "ParsedNotify",
     "ParsedRefundNotify",

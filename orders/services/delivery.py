@@ -23,13 +23,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from catalog.models import Sku
-from config.lib.db import (
-    insert_write,
-    rows_get,
-    rows_get_after,
-    rows_insert,
-    writes_run,
-)
+from config.lib.db import Write, rows_get, rows_get_after, writes_run
+from config.lib.db_fold import LOCKED, insert_write_rows
 from config.lib.errors import DomainError
 from fulfillment.locks import card_codes_lock_for_update
 from fulfillment.models import CardCode, CodeAccessLog
@@ -63,6 +58,12 @@ _SETTLED_EVENTS: dict[str, str] = {
 }
 
 
+# An order's lines, and per reserved card-code line the codes it has sold.
+Selling = tuple[list[OrderLine], dict[int, int]]
+# A row to write, as {attname: value} (config/lib/db_fold.py `insert_write_rows`).
+Row = dict[str, Any]
+
+
 class RevealError(DomainError):
     code = "reveal_error"
 
@@ -72,7 +73,7 @@ class _Paid:
     """The move to paid, decided but not written yet: it goes into the order's next UPDATE."""
 
     fields: dict[str, Any]
-    event: OrderEvent
+    event: Row  # the `paid` OrderEvent
 
 
 def order_mark_paid(
@@ -81,6 +82,7 @@ def order_mark_paid(
     payment: Payment,
     now: dt.datetime | None = None,
     hold_reason: str = "",
+    selling: Selling | None = None,
 ) -> None:
     """Record that `payment` paid a pending (or cancelled, re-reserved) order, then deliver.
 
@@ -89,34 +91,41 @@ def order_mark_paid(
     The move to paid is written together with the state delivery leaves the
     order in (one UPDATE, e.g. pending → paid → delivered), and its event with
     the others (one INSERT).
-    The caller holds the Order row lock and has written `payment`.
+    The caller holds the Order row lock and has written `payment`; `selling`:
+    the lines and their codes sold, when the caller's lock statement sold them
+    (`codes_sale_after_lock`, `now` its time).
     Raises: IllegalTransitionError when the order is not pending or cancelled.
     """
     now = now or timezone.now()
     paid = _Paid(
         fields={"paid_at": now, "paid_amount": order.paid_amount + payment.amount},
-        event=OrderEvent(
-            order=order,
-            kind=OrderEvent.Kind.PAID,
-            detail={"trade_no": payment.trade_no},
-        ),
+        event={
+            "order_id": order.pk,
+            "kind": OrderEvent.Kind.PAID,
+            "detail": {"trade_no": payment.trade_no},
+        },
     )
     if hold_reason:
         order_move(
             order, Order.Status.REVIEW, via=(Order.Status.PAID,), now=now, **paid.fields
         )
-        rows_insert(
+        writes_run(
             [
-                paid.event,
-                OrderEvent(
-                    order=order,
-                    kind=OrderEvent.Kind.REVIEW,
-                    detail={"reason": hold_reason},
-                ),
+                insert_write_rows(
+                    OrderEvent,
+                    [
+                        paid.event,
+                        {
+                            "order_id": order.pk,
+                            "kind": OrderEvent.Kind.REVIEW,
+                            "detail": {"reason": hold_reason},
+                        },
+                    ],
+                )
             ]
         )
         return
-    _fulfil(order=order, now=now, paid=paid)
+    _fulfil(order=order, now=now, paid=paid, selling=selling)
 
 
 def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderLine]:
@@ -133,8 +142,14 @@ def order_fulfil(*, order: Order, now: dt.datetime | None = None) -> list[OrderL
     return _fulfil(order=order, now=now or timezone.now(), paid=None)
 
 
-def _fulfil(*, order: Order, now: dt.datetime, paid: _Paid | None) -> list[OrderLine]:
-    lines, sold = _lines_read_selling(order=order, now=now)
+def _fulfil(
+    *,
+    order: Order,
+    now: dt.datetime,
+    paid: _Paid | None,
+    selling: Selling | None = None,
+) -> list[OrderLine]:
+    lines, sold = selling or _lines_read_selling(order=order, now=now)
     reserved = [line for line in lines if line.status == LS.RESERVED]
     codes = [line for line in reserved if line.delivery == Sku.Delivery.CARD_CODE]
     moves: list[LinesMove] = []
@@ -202,9 +217,43 @@ def _lines_read_selling(
         OrderLine,
         ctes=f'sold AS ({sell} RETURNING "order_line_id")',
         cte_params=sell_params,
-        extra=f'(SELECT count(*) FROM sold WHERE sold."order_line_id" = {table}."id")',  # noqa: S608
+        extra=_sold_count("sold"),
         order_id=order.pk,
     )
+    return selling_counted(found)
+
+
+def _sold_count(sale: str) -> str:
+    """SQL: how many codes the sale CTE `sale` sold the line being read."""
+    table = connections[DEFAULT_DB_ALIAS].ops.quote_name(OrderLine._meta.db_table)
+    return f'(SELECT count(*) FROM {sale} WHERE {sale}."order_line_id" = {table}."id")'  # noqa: S608
+
+
+def codes_sale_after_lock(*, now: dt.datetime, go: str, sale: str) -> tuple[Write, str]:
+    """`_lines_read_selling`'s sale as a write of the statement that locks the
+    order (orders/locks.py `order_lock_for_update`, PostgreSQL): the reserved
+    codes of the locked order's reserved card-code lines become sold, when the
+    CTE `go` gives a row. Returns the write (to be named `sale`) and the
+    `lines_extra` that counts, per line read with the lock, the codes it sold
+    (for `selling_counted`)."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table = quote(OrderLine._meta.db_table)
+    sell, sell_params = card_codes_sell_sql(
+        lines_sql=f'SELECT {table}."id" FROM {table}, {LOCKED}'  # noqa: S608
+        f' WHERE {table}."order_id" = {LOCKED}."id"'
+        f' AND {table}."status" = %s AND {table}."delivery" = %s'
+        f" AND EXISTS (SELECT 1 FROM {go})",
+        lines_params=[LS.RESERVED.value, Sku.Delivery.CARD_CODE.value],
+        now=now,
+    )
+    write = Write(f'{sell} RETURNING "order_line_id"', sell_params, "rows")
+    return write, _sold_count(sale)
+
+
+def selling_counted(found: list[tuple[OrderLine, int]]) -> Selling:
+    """The lines as read before their sale, and per reserved card-code line the
+    codes it has sold (those of a line short of its quantity counted again: sold
+    before, in a re-run, or missing)."""
     lines = [line for line, _count in found]
     selling = {
         line.id: (line.quantity, int(count))
@@ -256,16 +305,14 @@ def _settle(
     # statement (writes_run).
     also = [move.write for move in moves]
     if events:
-        also.append(insert_write(events))
+        also.append(insert_write_rows(OrderEvent, events))
     if email is not None:
-        also.append(insert_write([email], once=True))
+        also.append(insert_write_rows(OrderEmail, [email], once=True))
     answers = order_move(order, target.status, via=via, now=now, also=also, **fields)
     for move, updated in zip(moves, answers, strict=False):
         move.done(updated, partnered=partnered)
     if email is not None and answers[-1] is not None:  # None: written before
-        email.pk = answers[-1]
-        email._state.adding = False
-        order_email_written(email)
+        order_email_written()
     return target.status
 
 
@@ -275,10 +322,7 @@ class _Target:
     the steps it goes through, its email row) when the order moves."""
 
     status: str
-    move: (
-        tuple[dict[str, Any], list[OrderEvent], tuple[str, ...], OrderEmail | None]
-        | None
-    ) = None
+    move: tuple[dict[str, Any], list[Row], tuple[str, ...], Row | None] | None = None
 
 
 def _settle_target(
@@ -311,7 +355,7 @@ def _settle_target(
             settled == Order.Status.PARTIALLY_REFUNDED and order.delivered_at is None
         ):
             fields["delivered_at"] = now
-        events.append(OrderEvent(order=order, kind=_SETTLED_EVENTS[settled]))
+        events.append({"order_id": order.pk, "kind": _SETTLED_EVENTS[settled]})
     via = (Order.Status.PAID,) if paid is not None else ()
     # What they got: codes to reveal, accounts credited (one email per order).
     email = (

@@ -75,27 +75,33 @@ def order_email_queue(
     and one per problem report for its answer. `language`: the shopper's ("": the
     site's default).
     """
-    email = order_email_row(order=order, kind=kind, refund=refund)
-    if email is not None:
-        email.report, email.language = report, language[:10]
-    if email is None or not row_insert_once(email):
+    if not order.email:
         return None
-    order_email_written(email)
+    email = OrderEmail(
+        order=order,
+        kind=kind,
+        refund=refund,
+        to=order.email,
+        report=report,
+        language=language[:10],
+    )
+    if not row_insert_once(email):
+        return None
+    order_email_written()
     return email
 
 
-def order_email_row(
-    *, order: Order, kind: str, refund: Refund | None = None
-) -> OrderEmail | None:
-    """The outbox row to write (`order_email_queue`, or a caller that writes it
-    with other rows: then `order_email_written`); None without an address."""
+def order_email_row(*, order: Order, kind: str) -> dict[str, Any] | None:
+    """The outbox row of an order email, as {attname: value}, for a caller that
+    writes it with other rows (config/lib/db_fold.py `insert_write_rows`, `once`),
+    then calls `order_email_written`; None without an address."""
     if not order.email:
         return None
-    return OrderEmail(order=order, kind=kind, refund=refund, to=order.email)
+    return {"order_id": order.pk, "kind": kind, "to": order.email}
 
 
-def order_email_written(email: OrderEmail) -> None:
-    """The row is written (in the caller's transaction): wake the drain after commit."""
+def order_email_written() -> None:
+    """A row is written (in the caller's transaction): wake the drain after commit."""
     transaction.on_commit(order_email_dispatch)
 
 

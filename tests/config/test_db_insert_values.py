@@ -13,7 +13,13 @@ from django.db import connection, models
 from django.test.utils import isolate_apps
 from django.utils import timezone
 
-from config.lib.db import insert_values, row_get, row_insert
+from config.lib.db import (
+    insert_values,
+    insert_write,
+    row_get,
+    row_insert,
+)
+from config.lib.db_fold import insert_write_rows
 from orders.models import OrderEvent
 from orders.services import order_place
 from tests.factories.catalog import SkuFactory
@@ -154,3 +160,39 @@ def test_a_row_written_with_insert_values_reads_back_as_the_orm_wrote_it(alice):
     assert again.detail == event.detail
     assert again.order_id == order.pk
     assert again.kind == OrderEvent.Kind.PLACED
+
+
+@isolate_apps("orders")
+def test_insert_write_rows_gives_the_values_a_built_model_gives():
+    class Thing(models.Model):  # noqa: DJ008
+        label = models.CharField(max_length=20, default="plain")
+        sealed = _Sealed(max_length=40, blank=True)
+        data = models.JSONField(default=dict)
+        key = models.UUIDField(default=uuid.uuid4)
+        count = models.IntegerField(null=True)
+        created_at = models.DateTimeField(auto_now_add=True)
+
+        class Meta:
+            app_label = "orders"
+
+    given = {"sealed": "secret", "count": True}
+
+    rows = insert_write_rows(Thing, [given, {"label": "二"}])
+    built = insert_write([Thing(**given), Thing(label="二")])
+
+    assert rows.sql == built.sql
+    assert len(rows.params) == len(built.params) == 12
+    keys = (rows.params[3], rows.params[9])
+    assert all(isinstance(k, uuid.UUID) for k in keys)
+    assert keys[0] != keys[1]
+    stamps = (rows.params[5], rows.params[11])
+    assert all(s.tzinfo is not None for s in stamps)
+    same = [i for i in range(12) if i not in (3, 5, 9, 11)]
+    assert [_plain(rows.params[i]) for i in same] == [
+        _plain(built.params[i]) for i in same
+    ]
+    assert rows.params[1] == "sealed:terces"
+    assert rows.params[4] == 1
+    assert type(rows.params[4]) is int
+    with pytest.raises(TypeError, match="no field"):
+        insert_write_rows(Thing, [{"order": 1}])

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.test import Client
 from django.urls import reverse
@@ -282,3 +282,63 @@ def test_two_trades_for_one_order_at_once_deliver_once_and_refund_the_other_whol
         delivered_all += delivered
 
     assert paid_all - refunded_all == delivered_all == ROUNDS * Decimal("30.00")
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return bool(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notify_that_waited_for_the_order_lock_sells_the_codes_reserved_meanwhile():
+    # The notify's lock statement reads the lines with its snapshot, older
+    # than the lock when it had to wait: it must not sell by that old picture.
+    sku = SkuFactory(code="RACE-SWAP", price=Decimal("30.00"))
+    stock_codes(sku, 2)
+    order = _card_order(sku.code)
+    line = order.lines.get()
+    fields = _paid_trade(order, "T-SWAP")
+    old = CardCode.objects.get(order_line=line)
+    new = CardCode.objects.exclude(pk=old.pk).get(sku=sku)
+    locked, release = threading.Event(), threading.Event()
+
+    def swap_codes() -> None:
+        # Under the order's lock, its line's code is replaced (the order row
+        # changes with it, as with every change of a pending order's lines).
+        with transaction.atomic():
+            Order.objects.select_for_update().get(pk=order.pk)
+            now = timezone.now()
+            CardCode.objects.filter(pk=old.pk).update(
+                status=CardCode.Status.AVAILABLE, order_line=None, reserved_at=None
+            )
+            CardCode.objects.filter(pk=new.pk).update(
+                status=CardCode.Status.RESERVED, order_line=line, reserved_at=now
+            )
+            Order.objects.filter(pk=order.pk).update(updated_at=now)
+            locked.set()
+            assert release.wait(timeout=10)
+
+    def notify_once_it_waits() -> str:
+        assert locked.wait(timeout=10)
+        return _notify(fields)
+
+    def release_once_notify_waits() -> None:
+        deadline = timezone.now() + dt.timedelta(seconds=10)
+        while not _waiting_on_a_lock() and timezone.now() < deadline:
+            threading.Event().wait(0.02)
+        release.set()
+
+    swapped, outcome, _released = _race(
+        swap_codes, notify_once_it_waits, release_once_notify_waits
+    )
+
+    assert swapped is None
+    assert outcome == Outcome.PAID
+    order.refresh_from_db()
+    assert order.status == Order.Status.DELIVERED
+    assert CardCode.objects.get(pk=new.pk).status == CardCode.Status.SOLD
+    assert CardCode.objects.get(pk=old.pk).status == CardCode.Status.AVAILABLE

@@ -152,8 +152,25 @@ def test_notify_with_wrong_amount_is_rejected_and_recorded(client, order):
     assert response.status_code == 400
     recorded = PaymentNotify.objects.get()
     assert (recorded.outcome, recorded.order) == ("amount_mismatch", order)
+    assert not Payment.objects.exists()
     order.refresh_from_db()
     assert order.status == Order.Status.PENDING
+
+
+def test_notify_replaying_a_trade_on_another_order_pays_nothing(
+    client, alice, order, sku
+):
+    notify(client, signed_notify(order, trade_no="T1"))
+    other = order_place(user=alice, sku_code="TX-VIP-MONTH", quantity=1)
+
+    response = notify(client, signed_notify(other, trade_no="T1"))
+
+    assert response.content == b"success"  # the gateway's trade is known: ack it
+    assert list(Payment.objects.values_list("order_id", flat=True)) == [order.pk]
+    replayed = PaymentNotify.objects.order_by("id").last()
+    assert (replayed.outcome, replayed.order_id) == ("duplicate", other.pk)
+    other.refresh_from_db()
+    assert (other.status, other.paid_amount) == (Order.Status.PENDING, 0)
 
 
 def test_notify_with_malformed_amount_is_rejected(client, order):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.http import HttpResponse
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.utils.http import parse_http_date
 
 from orders.models import Order, PaymentNotify, SandboxTrade
 from tests.factories.catalog import SkuFactory
@@ -78,3 +81,24 @@ def test_expired_order_cannot_be_paid_any_more(client, shop):
     assert response.status_code == 200
     assert not PaymentNotify.objects.exists()
     assert available(sku) == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "data", "status"),
+    [("get", None, 200), ("post", {"action": "x"}, 400), ("put", None, 405)],
+)
+def test_sandbox_pay_page_is_never_cached_as_never_cache_marks_it(
+    client, shop, method, data, status
+):
+    _sku, _order, trade = shop
+    django_marked = HttpResponse()
+    add_never_cache_headers(django_marked)
+
+    response = getattr(client, method)(
+        reverse("orders:sandbox-pay", args=[trade.token]), data
+    )
+
+    assert response.status_code == status
+    assert response["Cache-Control"] == django_marked["Cache-Control"]
+    expires = parse_http_date(response["Expires"])
+    assert abs(expires - parse_http_date(django_marked["Expires"])) <= 5
