@@ -254,7 +254,9 @@ def main() -> None:
         out = phase(
             "import",
             [*script, "--codes", str(sizes["import_codes"]), "--json"]
-            + (["--skip-cli"] if "--skip-cli" in help_text else []),
+            + (["--skip-cli"] if "--skip-cli" in help_text else [])
+            # two more (import, COPY) pairs: the ratio of the medians of three
+            + (["--pairs", "2"] if "--pairs" in help_text else []),
             kaquan_env,
         )
         report["phases"]["import"] = read_json(_import_json(out or "", started))
