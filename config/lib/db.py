@@ -422,6 +422,24 @@ class Write:
     answer: Literal["count", "pk", "rows"] = "count"
 
 
+def write_ctes(writes: Sequence[Write]) -> tuple[list[str], list[str], list[Any]]:
+    """The writes as data-modifying CTEs `w0`, `w1`... (PostgreSQL), the scalar
+    subquery reading each one's answer (`count`: rows written; `pk`: the key
+    its RETURNING gave; `rows`: how many rows its own RETURNING gave), and
+    their parameters in order. For `writes_run` and `row_lock_then`."""
+    parts: list[str] = []
+    answers: list[str] = []
+    params: list[Any] = []
+    for i, write in enumerate(writes):
+        returning = " RETURNING 1" if write.answer == "count" else ""
+        parts.append(f"w{i} AS ({write.sql}{returning})")
+        answers.append(
+            f"(SELECT {'*' if write.answer == 'pk' else 'count(*)'} FROM w{i})"  # noqa: S608
+        )
+        params.extend(write.params)
+    return parts, answers, params
+
+
 def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) -> Write:
     """`rows_update` as a `Write` (its answer: the row count)."""
     db = _db()
@@ -487,17 +505,7 @@ def writes_run(writes: Sequence[Write]) -> list[Any]:
     db = _db()
     with db.cursor() as cursor:
         if len(writes) > 1 and db.vendor == "postgresql":
-            parts: list[str] = []
-            answers: list[str] = []
-            params: list[Any] = []
-            for i, write in enumerate(writes):
-                returning = "" if write.answer == "pk" else " RETURNING 1"
-                parts.append(f"w{i} AS ({write.sql}{returning})")
-                answers.append(
-                    f"(SELECT {'count(*)' if write.answer == 'count' else '*'}"  # noqa: S608
-                    f" FROM w{i})"
-                )
-                params.extend(write.params)
+            parts, answers, params = write_ctes(writes)
             execute(
                 cursor, f"WITH {', '.join(parts)} SELECT {', '.join(answers)}", params
             )

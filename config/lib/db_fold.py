@@ -33,6 +33,7 @@ from config.lib.db import (
     _where,
     execute,
     insert_values,
+    write_ctes,
 )
 
 LOCKED = "locked"  # the CTE `row_lock_then`'s writes read the locked row from
@@ -85,14 +86,9 @@ def row_lock_then(
         f" WHERE k.{pk_column} = {table}.{pk_column}) AS {LOCKED_FRESH}"
         f" FROM {table} WHERE {condition} ORDER BY {pk_column} LIMIT 1 FOR UPDATE)"
     ]
-    answers: list[str] = []
-    for i, write in enumerate(then):
-        returning = " RETURNING 1" if write.answer == "count" else ""
-        parts.append(f"w{i} AS ({write.sql}{returning})")
-        answers.append(
-            f"(SELECT {'*' if write.answer == 'pk' else 'count(*)'} FROM w{i})"  # noqa: S608
-        )
-        params.extend(write.params)
+    ctes, answers, written = write_ctes(then)
+    parts.extend(ctes)
+    params.extend(written)
     selected = [f"{LOCKED}.*", *answers]
     joined = ""
     if children is not None:
