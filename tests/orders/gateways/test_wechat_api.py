@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from django.urls import reverse
+from django.core import signing
+from django.urls import resolve, reverse
 
 from orders.gateways import GatewayError, GatewayUnavailable, gateway_get
 from orders.gateways.standins.keys import private_pem, public_pem, rsa_key
+from orders.gateways.wechat_page import PAGE_SALT
 from orders.models import Order, Payment, Refund
 from orders.services import order_cancel, refund_request
 from tests.orders.gateways.conftest import PHONE
@@ -102,8 +105,18 @@ def test_phone_goes_to_wechat_h5_and_comes_back(alice_client, wechat, sku):
     assert wechat.trades[order.number].trade_type == "MWEB"
 
 
+def _page(url: str) -> dict[str, str]:
+    """The pay page's signed contents (its token also carries the second it was made)."""
+    token = resolve(urlsplit(url).path).kwargs["token"]
+    return signing.loads(token, salt=PAGE_SALT)
+
+
 def test_native_asked_twice_gets_the_same_code(wechat, order):
-    assert start(order) == start(order)
+    first = _page(start(order))
+    time.sleep(1.05)  # across a second boundary: the tokens differ, the page does not
+
+    assert _page(start(order)) == first
+    assert first["c"].startswith("weixin://")
     assert len(wechat.trades) == 1
 
 
