@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 
@@ -15,7 +17,7 @@ HOT_ORDER_ROUTES = ("checkout", "sandbox-pay", "payment-notify")
 
 
 def hot_first(
-    patterns: list[URLPattern | URLResolver], names: tuple[str, ...]
+    patterns: Sequence[URLPattern | URLResolver], names: tuple[str, ...]
 ) -> list[URLPattern | URLResolver]:
     """`patterns` with those named in `names` first, in that order; the rest as they were."""
     hot = {p.name: p for p in patterns if isinstance(p, URLPattern) and p.name in names}
