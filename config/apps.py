@@ -10,9 +10,10 @@ class ConfigConfig(AppConfig):
     verbose_name = "Kaquan"
 
     def ready(self) -> None:
-        from config.lib import dbhealth
+        from config.lib import dbhealth, requestend
 
         dbhealth.connect()
+        requestend.connect()
 
 
 class KaquanAdminConfig(admin_apps.AdminConfig):
