@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -22,6 +22,7 @@ from accounts.models import User
 from catalog import cache as catalog_cache
 from catalog.models import Sku
 from config.lib.db import execute, insert_values, row_insert
+from config.lib.db_row import model_loaded, row_values
 from config.lib.errors import DomainError
 from fulfillment.selectors import topup_capacity_by_sku
 from fulfillment.services import (
@@ -211,33 +212,32 @@ def order_place(
                     _("您已有 %(n)d 笔未支付订单，请先支付或等待其过期后再下单")
                     % {"n": unpaid}
                 )
-            order = Order(
-                number=number,
-                user_id=owner.user_id,
-                email=getattr(user, "email", "") if user is not None else email,
-                **keys,
-                total_amount=quote.total,
-                client_token=client_token,
-                ip_address=ip_address,
-                device_id=device_id,
-                partnered=partnered,
-                expires_at=now
-                + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
-            )
-            placed_event = OrderEvent(
-                order=order,
-                kind=OrderEvent.Kind.PLACED,
-                actor_id=owner.user_id,
-                detail={
-                    "sku": sku.code,
-                    "quantity": quantity,
-                    "total": str(quote.total),
+            # Values, not models: the order is built once it is written
+            # (config/lib/db_row.py), the line and event never are.
+            order, evaluation_id = _order_write(
+                order={
+                    "number": number,
+                    "user_id": owner.user_id,
+                    "email": getattr(user, "email", "") if user is not None else email,
+                    **keys,
+                    "total_amount": quote.total,
+                    "client_token": client_token,
+                    "ip_address": ip_address,
+                    "device_id": device_id,
+                    "partnered": partnered,
+                    "expires_at": now
+                    + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
                 },
-            )
-            evaluation_id = _order_write(
-                order=order,
                 quote=quote,
-                placed=placed_event,
+                placed={
+                    "kind": _PLACED,
+                    "actor_id": owner.user_id,
+                    "detail": {
+                        "sku": sku.code,
+                        "quantity": quantity,
+                        "total": str(quote.total),
+                    },
+                },
                 now=now,
                 evaluation=risk_evaluation,
             )
@@ -300,33 +300,97 @@ def _orders_unpaid_or_token(
 
 def _order_write(
     *,
-    order: Order,
+    order: dict[str, Any],
     quote: Quote,
-    placed: OrderEvent,
+    placed: dict[str, Any],
     now: dt.datetime,
     evaluation: RiskEvaluation | None = None,
-) -> int | None:
-    """Write the new order, its lines and its `placed` event, and reserve the
-    card-code lines' codes, inside the caller's transaction; returns the id of
+) -> tuple[Order, int | None]:
+    """Write the new order (`order`: its values by attname), its lines and its
+    `placed` event (values but the order), and reserve the card-code lines'
+    codes, inside the caller's transaction; returns the order, and the id of
     `evaluation` when it was written too (with the order's id), else None.
 
     On PostgreSQL an order of one line (no bundle) is one statement: the order,
     line, event (and evaluation) INSERTs and the reserving UPDATE as
     data-modifying CTEs (`card_codes_reserve_sql`), where the ORM took five
-    round trips. Otherwise one statement each, and no evaluation.
+    round trips; their values come from dicts, and the order is built once,
+    written (config/lib/db_row.py). Otherwise one statement each, from models,
+    and no evaluation.
     Raises: OutOfStockError (the caller rolls back).
     """
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
     if db.vendor != "postgresql" or quote.line.components:
-        row_insert(order)
-        lines_reserve(_lines_create(order=order, quote=quote), now=now)
-        placed.order = order
-        row_insert(placed)
-        return None
-    line = _line(order, quote.line, None)
-    order_columns, params = insert_values(order)
-    line_columns, line_values = insert_values(line, skip=("order",))
-    event_columns, event_values = insert_values(placed, skip=("order",))
+        built = row_insert(Order(**order))
+        lines_reserve(_lines_create(order=built, quote=quote), now=now)
+        row_insert(OrderEvent(order=built, **placed))
+        return built, None
+    item = quote.line
+    sku = item.sku
+    stamp = timezone.now()  # the rows' created_at and updated_at
+    order_columns, params, order_attrs = row_values(Order, order, now=stamp, db=db)
+    line_columns, line_values, _attrs = row_values(
+        OrderLine,
+        {"sku_id": sku.id, **_line_values(item)},
+        skip=_ORDER,
+        now=stamp,
+        db=db,
+    )
+    event_columns, event_values, _attrs = row_values(
+        OrderEvent, placed, skip=_ORDER, now=stamp, db=db
+    )
+    params += line_values
+    params += event_values
+    if evaluation is not None:
+        # The checkout's risk evaluation, linked here: no INSERT after the commit.
+        eval_columns, eval_values = insert_values(evaluation, skip=_ORDER)
+        params += eval_values
+    else:
+        eval_columns = []
+    reserving = sku.delivery == Sku.Delivery.CARD_CODE
+    if reserving:
+        reserve, reserve_params = card_codes_reserve_sql(
+            sku_id=sku.id,
+            quantity=item.quantity,
+            now=now,
+            line_sql="(SELECT id FROM l)",
+        )
+        params += reserve_params
+    else:
+        reserve = ""
+    sql = _order_write_sql(
+        tuple(order_columns),
+        tuple(line_columns),
+        tuple(event_columns),
+        tuple(eval_columns),
+        reserve,
+    )
+    with db.cursor() as cursor:
+        execute(cursor, sql, params)
+        order_id, _line_id, reserved, evaluation_id = cursor.fetchone()
+    if reserving:
+        card_codes_reserve_check(sku=sku, quantity=item.quantity, reserved=reserved)
+    return (
+        model_loaded(Order, order_attrs, pk=order_id, db=db.alias),
+        int(evaluation_id) if evaluation_id is not None else None,
+    )
+
+
+_ORDER = ("order",)  # the line's, event's and evaluation's: (SELECT id FROM o)
+_PLACED = OrderEvent.Kind.PLACED.value
+
+
+@functools.lru_cache(maxsize=64)
+def _order_write_sql(
+    order_columns: tuple[str, ...],
+    line_columns: tuple[str, ...],
+    event_columns: tuple[str, ...],
+    eval_columns: tuple[str, ...],
+    reserve: str,
+) -> str:
+    """`_order_write`'s statement (no evaluation: `eval_columns` empty; no
+    reservation: `reserve` empty). Kept: a handful of texts per process (the
+    reservation's differs only by its LIMIT, the quantity)."""
     sql = (
         f"WITH o AS (INSERT INTO {_table(Order)} ({', '.join(order_columns)})"  # noqa: S608
         f" VALUES ({_marks(order_columns)}) RETURNING id),"
@@ -335,41 +399,17 @@ def _order_write(
         f' e AS (INSERT INTO {_table(OrderEvent)} ("order_id", {", ".join(event_columns)})'
         f" VALUES ((SELECT id FROM o), {_marks(event_columns)}))"
     )
-    params += [*line_values, *event_values]
-    if evaluation is not None:
-        # The checkout's risk evaluation, linked here: no INSERT after the commit.
-        eval_columns, eval_values = insert_values(evaluation, skip=("order",))
+    if eval_columns:
         sql += (
             f', v AS (INSERT INTO {_table(RiskEvaluation)} ("order_id", {", ".join(eval_columns)})'  # noqa: S608
             f" VALUES ((SELECT id FROM o), {_marks(eval_columns)}) RETURNING id)"
         )
-        params += eval_values
-    reserving = line.delivery == Sku.Delivery.CARD_CODE
-    if reserving:
-        reserve, reserve_params = card_codes_reserve_sql(
-            sku_id=line.sku_id,
-            quantity=line.quantity,
-            now=now,
-            line_sql="(SELECT id FROM l)",
-        )
+    if reserve:
         sql += f", r AS ({reserve} RETURNING id)"
-        params += reserve_params
     sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
-    sql += "(SELECT count(*) FROM r)" if reserving else "0"
-    sql += ", (SELECT id FROM v)" if evaluation is not None else ", NULL"
-    with db.cursor() as cursor:
-        execute(cursor, sql, params)
-        order_id, line_id, reserved, evaluation_id = cursor.fetchone()
-    if reserving:
-        card_codes_reserve_check(
-            sku=line.sku, quantity=line.quantity, reserved=reserved
-        )
-    for obj, pk in ((order, order_id), (line, line_id)):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = db.alias
-    line.order_id = order_id
-    return int(evaluation_id) if evaluation_id is not None else None
+    sql += "(SELECT count(*) FROM r)" if reserve else "0"
+    sql += ", (SELECT id FROM v)" if eval_columns else ", NULL"
+    return sql
 
 
 @functools.cache
@@ -378,7 +418,7 @@ def _table(model: type[Model]) -> str:
     return str(connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table))
 
 
-def _marks(columns: list[str]) -> str:
+def _marks(columns: Sequence[str]) -> str:
     return ", ".join(["%s"] * len(columns))
 
 
@@ -398,21 +438,24 @@ def _same_request(order: Order, quote: Quote) -> bool:
 
 
 def _line(order: Order, item: QuoteLine, parent: OrderLine | None) -> OrderLine:
+    return OrderLine(order=order, parent=parent, sku=item.sku, **_line_values(item))
+
+
+def _line_values(item: QuoteLine) -> dict[str, Any]:
+    """A line's values but its order, parent and SKU, by attname."""
     sku = item.sku
-    return OrderLine(
-        order=order,
-        parent=parent,
-        sku=sku,
-        delivery=sku.delivery,
-        product_name=sku.product.name,
-        sku_name=sku.name,
-        validity_text=_snapshot_text(sku),
-        redeem_instructions=sku.product.redeem_instructions,
-        recharge_account=item.recharge_account,
-        quantity=item.quantity,
-        unit_price=item.unit_price,
-        amount=item.amount,
-    )
+    product = sku.product
+    return {
+        "delivery": sku.delivery,
+        "product_name": product.name,
+        "sku_name": sku.name,
+        "validity_text": _snapshot_text(sku),
+        "redeem_instructions": product.redeem_instructions,
+        "recharge_account": item.recharge_account,
+        "quantity": item.quantity,
+        "unit_price": item.unit_price,
+        "amount": item.amount,
+    }
 
 
 def _lines_create(*, order: Order, quote: Quote) -> list[OrderLine]:
