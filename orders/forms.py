@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from typing import Any, cast
 
 from captcha.fields import CaptchaField
@@ -28,33 +29,71 @@ class _CopiedDirectly:
         return new
 
 
-class _CharField(_CopiedDirectly, forms.CharField):
+class _FieldCopied(_CopiedDirectly):
+    """Field.__deepcopy__ (Django 5.2) with its copies made directly: the field
+    by __copy__, its widget by the widget's own __deepcopy__ (each field has
+    a widget of its own: copy.deepcopy's memo would never find it)."""
+
+    widget: forms.Widget  # what the field classes below have
+    error_messages: dict[str, Any]
+    validators: list[Any]
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        result = self.__copy__()
+        memo[id(self)] = result
+        result.widget = self.widget.__deepcopy__(memo)
+        result.error_messages = self.error_messages.copy()
+        result.validators = self.validators[:]
+        return result
+
+
+class _WidgetCopied(_CopiedDirectly):
+    """Widget.__deepcopy__ (Django 5.2) with the copy made by __copy__."""
+
+    attrs: dict[str, Any]  # what the widget classes below have
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        obj = self.__copy__()
+        obj.attrs = self.attrs.copy()
+        memo[id(self)] = obj
+        return obj
+
+
+class _CharField(_FieldCopied, forms.CharField):
     pass
 
 
-class _IntegerField(_CopiedDirectly, forms.IntegerField):
+class _IntegerField(_FieldCopied, forms.IntegerField):
     pass
 
 
-class _ChoiceField(_CopiedDirectly, forms.ChoiceField):
-    pass
+class _ChoiceField(_FieldCopied, forms.ChoiceField):
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        result = super().__deepcopy__(memo)
+        result._choices = copy.deepcopy(self._choices, memo)  # type: ignore[attr-defined]
+        return result
 
 
 # The widgets keep Django's names: BoundField.widget_type is made from them.
-class TextInput(_CopiedDirectly, forms.TextInput):
+class TextInput(_WidgetCopied, forms.TextInput):
     pass
 
 
-class NumberInput(_CopiedDirectly, forms.NumberInput):
+class NumberInput(_WidgetCopied, forms.NumberInput):
     pass
 
 
-class HiddenInput(_CopiedDirectly, forms.HiddenInput):
+class HiddenInput(_WidgetCopied, forms.HiddenInput):
     pass
 
 
-class RadioSelect(_CopiedDirectly, forms.RadioSelect):
-    pass
+class RadioSelect(_WidgetCopied, forms.RadioSelect):
+    """ChoiceWidget.__deepcopy__: the choices copied too."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        obj = super().__deepcopy__(memo)
+        obj.choices = copy.copy(self.choices)
+        return obj
 
 
 class _Fields(dict[str, forms.Field]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 import logging
 import re
 import secrets
@@ -37,7 +38,7 @@ from config.lib.clientip import client_ip
 from config.lib.errors import DomainError
 from config.lib.pages import render_shared
 from config.lib.sessions import get_many_with_session
-from config.lib.urls import reverse_arg
+from config.lib.urls import PLAIN, reverse_arg
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -85,10 +86,10 @@ def checkout(request: HttpRequest) -> HttpResponse:
     # The catalog version and the session in one cache round trip; the whole
     # request then uses that version (one request, one catalog: no second read).
     with catalog_cache.catalog_version_pinned(_catalog_version_read(request)):
-        # The SKU read once: for the sold-out answer, the engine and the order.
-        sku = catalog_cache.sku_on_sale(
-            code=request.POST.get("sku", ""), now=timezone.now()
-        )
+        # The SKU read once: for the sold-out answer, the engine and the order;
+        # the time too (the sale window, the engine's windows, the deadline).
+        now = timezone.now()
+        sku = catalog_cache.sku_on_sale(code=request.POST.get("sku", ""), now=now)
         # The session only to find this click's own order; a guest's by
         # the email typed (orders/services/checkout.py guest_key).
         user_id = request.session.get(SESSION_KEY)
@@ -99,7 +100,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             client_token=request.POST.get("token", ""),
         ):
             return _sold_out(request, sku)
-        return _checkout(request, on_sale=sku)
+        return _checkout(request, on_sale=sku, now=now)
 
 
 def _catalog_version_read(request: HttpRequest) -> str | None:
@@ -113,7 +114,9 @@ def _catalog_version_read(request: HttpRequest) -> str | None:
     return str(version) if version else None
 
 
-def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpResponse:
+def _checkout(
+    request: HttpRequest, *, on_sale: Sku | None = None, now: dt.datetime | None = None
+) -> HttpResponse:
     """A bad input comes back on the confirmation page with the error at its field;
     nothing is created. The risk engine decides before anything is placed
     (risk/checkout.py): a block or a captcha to solve shows the page again (403).
@@ -121,7 +124,8 @@ def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpRespon
     A shopper not logged in buys as a guest (orders/guest.py): an email and a
     lookup password on the same page; a `login` rule asks them to log in first.
 
-    `on_sale`: a POST's SKU as checkout() read it on sale (None: not on sale).
+    `on_sale`: a POST's SKU as checkout() read it on sale (None: not on sale),
+    at `now` (None: the time is read where it is needed).
     """
     data = request.POST if request.method == "POST" else request.GET
     refresh = request.method == "POST" and "captcha_refresh" in data
@@ -158,6 +162,7 @@ def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpRespon
         recharge_account=form.cleaned_data["recharge_account"],
         captcha_solved="captcha" in form.cleaned_data,
         guest_email=form.cleaned_data.get("email", ""),
+        now=now,
     )
     if assessment is not None and risk_checkout.checkout_halt(assessment):
         placed = selectors.order_get_by_token(
@@ -196,6 +201,7 @@ def _checkout(request: HttpRequest, *, on_sale: Sku | None = None) -> HttpRespon
                 client_token=form.cleaned_data["token"],
                 ip_address=ip_address,
                 device_id=request_device_id(request),
+                now=now,
                 unit_price=unit_price,
                 sku=sku,
                 # checkout() has just read the sold-out flag (a POST comes here
@@ -375,7 +381,8 @@ PHONE_USER_AGENT = re.compile(r"Mobile|Android|iPhone|iPod|HarmonyOS|Windows Pho
 
 
 def _client_kind(request: HttpRequest) -> ClientKind:
-    agent = request.headers.get("User-Agent", "")
+    # META's key for request.headers["User-Agent"], without building the headers.
+    agent = request.META.get("HTTP_USER_AGENT", "")
     return "phone" if PHONE_USER_AGENT.search(agent) else "desktop"
 
 
@@ -401,8 +408,7 @@ def _redirect_to_payment(
             # notify is late or lost (orders/services/payment_return.py).
             return_url=site
             + reverse_arg("orders:order-detail", order.number)
-            + "?"
-            + urlencode({"paying": chosen.name}),
+            + _paying_query(chosen.name),
             gateway_name=chosen.name,
             client=_client_kind(request),
         )
@@ -411,6 +417,13 @@ def _redirect_to_payment(
         messages.error(request, _("支付渠道暂时不可用，请稍后在订单页重新支付"))
         return redirect("orders:order-detail", number=order.number)
     return HttpResponseRedirect(pay_url)
+
+
+def _paying_query(gateway: str) -> str:
+    """`"?" + urlencode({"paying": gateway})`: a plain name is its own quoting."""
+    if PLAIN.fullmatch(gateway):
+        return "?paying=" + gateway
+    return "?" + urlencode({"paying": gateway})
 
 
 @login_needed

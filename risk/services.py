@@ -18,6 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from config.lib.db import row_insert, rows_update
+from config.lib.db_row import model_new
 from orders.models import Order
 from risk import counters
 from risk.cache import risk_snapshot
@@ -128,17 +129,22 @@ def _assess(
     # No full_clean(): every value is built here, none is typed by anyone, and
     # its foreign-key checks would cost two queries on every checkout. Plain SQL
     # (config/lib/db.py): the ORM's create() cost ~470 Python calls per checkout.
-    evaluation = RiskEvaluation(
-        stage=str(signals.stage),
-        decision=str(verdict.action),
-        fired=_fired_json(verdict.fired),
-        inputs=_inputs(
-            signals, result.counts, result.source, captcha_passed=captcha_passed
-        ),
-        order_id=order_id,
-        user_id=signals.user_id,
-        ip_address=normalize_ip(signals.ip),
-        device=signals.device[:64],
+    # Built from its values (`RiskEvaluation(**them)` without its per-field
+    # look-ups, config/lib/db_row.py): on every checkout.
+    evaluation = model_new(
+        RiskEvaluation,
+        {
+            "stage": str(signals.stage),
+            "decision": str(verdict.action),
+            "fired": _fired_json(verdict.fired),
+            "inputs": _inputs(
+                signals, result.counts, result.source, captcha_passed=captcha_passed
+            ),
+            "order_id": order_id,
+            "user_id": signals.user_id,
+            "ip_address": normalize_ip(signals.ip),
+            "device": signals.device[:64],
+        },
     )
     if defer and verdict.action not in (Action.BLOCK, Action.CAPTCHA, Action.LOGIN):
         # An order may follow: written once, with its id (risk_checkout_confirm).

@@ -13,6 +13,7 @@ name as k=v joined by &).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -20,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from decimal import Decimal
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -100,29 +101,22 @@ def _secret() -> str:
     return secret
 
 
-def _trade_open_or_reuse(trade: SandboxTrade, *, order_id: int) -> str:
-    """The token of the order's waiting trade, or of `trade` written now, its
-    subject made from the order's lines: one statement (PostgreSQL), on every
-    checkout."""
+def _trade_open_or_reuse(values: dict[str, Any], *, order_id: int) -> str:
+    """The token of the order's waiting trade, or of a trade of these `values`
+    (by attname; the others the model's defaults) written now, its subject made
+    from the order's lines: one statement (PostgreSQL), on every checkout."""
     from django.db import connection
 
-    from config.lib.db import execute, insert_values
+    from config.lib.db import execute
+    from config.lib.db_row import row_values
+    from orders.models import SandboxTrade
 
-    table = connection.ops.quote_name(trade._meta.db_table)
-    columns, values = insert_values(trade, skip=("subject",))
-    sql = (
-        f'WITH w AS (SELECT "token" FROM {table}'  # noqa: S608 (the model's table)
-        ' WHERE "out_trade_no" = %s AND "status" = %s ORDER BY "id" LIMIT 1),'
-        f' n AS (INSERT INTO {table} ({", ".join(columns)}, "subject")'
-        f" SELECT {', '.join(['%s'] * len(columns))}, left(coalesce(("
-        """SELECT string_agg("sku_name" || ' × ' || "quantity", ', ' ORDER BY "id")"""
-        ' FROM "orders_orderline" WHERE "order_id" = %s), %s), 200)'
-        ' WHERE NOT EXISTS (SELECT 1 FROM w) ON CONFLICT DO NOTHING RETURNING "token")'
-        ' SELECT "token" FROM w UNION ALL SELECT "token" FROM n'
-    )
-    waiting = [trade.out_trade_no, trade.Status.WAITING.value]
+    table = _quoted_table(SandboxTrade._meta.db_table)
+    columns, params, _attrs = row_values(SandboxTrade, values, skip=("subject",))
+    sql = _trade_open_sql(table, columns)
+    waiting = [values["out_trade_no"], SandboxTrade.Status.WAITING.value]
     with connection.cursor() as cursor:
-        execute(cursor, sql, [*waiting, *values, order_id, ""])
+        execute(cursor, sql, [*waiting, *params, order_id, ""])
         row = cursor.fetchone()
         if row is None:
             # Another click opened the order's trade at the same moment: the
@@ -137,6 +131,28 @@ def _trade_open_or_reuse(trade: SandboxTrade, *, order_id: int) -> str:
     if row is None:
         raise GatewayError("sandbox: the order's trade was settled meanwhile")
     return str(row[0])
+
+
+@functools.lru_cache(maxsize=8)
+def _quoted_table(name: str) -> str:
+    from django.db import connection
+
+    return str(connection.ops.quote_name(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _trade_open_sql(table: str, columns: tuple[str, ...]) -> str:
+    """`_trade_open_or_reuse`'s statement, made once per table and columns."""
+    return (
+        f'WITH w AS (SELECT "token" FROM {table}'  # noqa: S608 (the model's table)
+        ' WHERE "out_trade_no" = %s AND "status" = %s ORDER BY "id" LIMIT 1),'
+        f' n AS (INSERT INTO {table} ({", ".join(columns)}, "subject")'
+        f" SELECT {', '.join(['%s'] * len(columns))}, left(coalesce(("
+        """SELECT string_agg("sku_name" || ' × ' || "quantity", ', ' ORDER BY "id")"""
+        ' FROM "orders_orderline" WHERE "order_id" = %s), %s), 200)'
+        ' WHERE NOT EXISTS (SELECT 1 FROM w) ON CONFLICT DO NOTHING RETURNING "token")'
+        ' SELECT "token" FROM w UNION ALL SELECT "token" FROM n'
+    )
 
 
 def _trade_open_or_reuse_orm(trade: SandboxTrade, *, order_id: int) -> str:
@@ -194,17 +210,17 @@ class SandboxGateway:
         from orders.models import SandboxTrade
 
         # One open trade per order: a second "pay" click reuses it.
-        trade = SandboxTrade(
-            trade_no="SBX" + secrets.token_hex(12).upper(),
-            out_trade_no=order.number,
-            total_amount=order.total_amount,
-            notify_url=notify_url,
-            return_url=return_url,
-        )
+        values = {
+            "trade_no": "SBX" + secrets.token_hex(12).upper(),
+            "out_trade_no": order.number,
+            "total_amount": order.total_amount,
+            "notify_url": notify_url,
+            "return_url": return_url,
+        }
         if connection.vendor == "postgresql":
-            token = _trade_open_or_reuse(trade, order_id=order.id)
+            token = _trade_open_or_reuse(values, order_id=order.id)
         else:
-            token = _trade_open_or_reuse_orm(trade, order_id=order.id)
+            token = _trade_open_or_reuse_orm(SandboxTrade(**values), order_id=order.id)
         return reverse_arg("orders:sandbox-pay", token)
 
     def notify_fields(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-from collections.abc import Iterable
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -13,23 +11,19 @@ from typing import Any
 import httpx
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import Model
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from catalog import cache as catalog_cache
 from catalog.models import Sku
-from config.lib.db import execute, insert_values, row_insert
+from config.lib.db import execute
 from config.lib.errors import DomainError
 from fulfillment.selectors import topup_capacity_by_sku
 from fulfillment.services import (
     OutOfStockError,
     card_codes_release,
-    card_codes_reserve,
-    card_codes_reserve_check,
-    card_codes_reserve_sql,
 )
 from fulfillment.soldout import sold_out_note
 from orders.gateways import gateways_all
@@ -42,7 +36,11 @@ from orders.locks import (
 )
 from orders.models import Order, OrderEvent, OrderLine
 from orders.models.orders import new_order_number
-from orders.pricing import Quote, QuoteLine, order_quote
+from orders.pricing import Quote, order_quote
+from orders.services.order_write import (
+    lines_reserve as lines_reserve,  # re-exported: payments.py takes it from here
+)
+from orders.services.order_write import order_write, table_quoted
 from orders.services.soldout import placed_remember, sold_out_or_placed
 from orders.transitions import lines_move, order_move
 from risk.models import RiskEvaluation
@@ -81,6 +79,10 @@ ERR_TOPUP_UNAVAILABLE = gettext_lazy("充值渠道暂时无法充值，请稍后
 ERR_TOKEN_REUSED = gettext_lazy(
     "这个下单页面已经提交过另一笔订单（商品、数量或充值账号不同）。请返回商品页重新下单。"
 )
+
+
+_PLACED = OrderEvent.Kind.PLACED.value
+_PENDING = Order.Status.PENDING.value
 
 
 def order_place(
@@ -211,33 +213,32 @@ def order_place(
                     _("您已有 %(n)d 笔未支付订单，请先支付或等待其过期后再下单")
                     % {"n": unpaid}
                 )
-            order = Order(
-                number=number,
-                user_id=owner.user_id,
-                email=getattr(user, "email", "") if user is not None else email,
-                **keys,
-                total_amount=quote.total,
-                client_token=client_token,
-                ip_address=ip_address,
-                device_id=device_id,
-                partnered=partnered,
-                expires_at=now
-                + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
-            )
-            placed_event = OrderEvent(
-                order=order,
-                kind=OrderEvent.Kind.PLACED,
-                actor_id=owner.user_id,
-                detail={
-                    "sku": sku.code,
-                    "quantity": quantity,
-                    "total": str(quote.total),
+            # Values, not models: the order is built once it is written
+            # (config/lib/db_row.py), the line and event never are.
+            order, evaluation_id = order_write(
+                order={
+                    "number": number,
+                    "user_id": owner.user_id,
+                    "email": getattr(user, "email", "") if user is not None else email,
+                    **keys,
+                    "total_amount": quote.total,
+                    "client_token": client_token,
+                    "ip_address": ip_address,
+                    "device_id": device_id,
+                    "partnered": partnered,
+                    "expires_at": now
+                    + dt.timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
                 },
-            )
-            evaluation_id = _order_write(
-                order=order,
                 quote=quote,
-                placed=placed_event,
+                placed={
+                    "kind": _PLACED,
+                    "actor_id": owner.user_id,
+                    "detail": {
+                        "sku": sku.code,
+                        "quantity": quantity,
+                        "total": str(quote.total),
+                    },
+                },
                 now=now,
                 evaluation=risk_evaluation,
             )
@@ -258,18 +259,6 @@ def order_place(
     return order
 
 
-def lines_reserve(lines: Iterable[OrderLine], *, now: dt.datetime) -> None:
-    """Take free codes for every card-code line, inside the caller's transaction.
-
-    Raises: OutOfStockError (the caller rolls back). Top-ups reserve nothing.
-    """
-    for line in lines:
-        if line.delivery == Sku.Delivery.CARD_CODE:
-            card_codes_reserve(
-                sku=line.sku, order_line_id=line.id, quantity=line.quantity, now=now
-            )
-
-
 def _orders_unpaid_or_token(
     *, owner: Owner, client_token: str, now: dt.datetime
 ) -> list[tuple[int, str]]:
@@ -281,105 +270,21 @@ def _orders_unpaid_or_token(
         else '"user_id" IS NULL AND "email" = %s'
     )
     sql = (
-        f'SELECT "id", "client_token" FROM {_table(Order)} WHERE {who}'  # noqa: S608
+        f'SELECT "id", "client_token" FROM {table_quoted(Order)} WHERE {who}'  # noqa: S608
         ' AND (("status" = %s AND "expires_at" > %s)'
     )
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
     params: list[Any] = [
         owner.user_id if owner.user_id is not None else owner.email,
-        Order.Status.PENDING.value,
+        _PENDING,
         db.ops.adapt_datetimefield_value(now),
     ]
     if client_token:
         sql += ' OR "client_token" = %s'
-        params.append(client_token)
+        params += (client_token,)
     with db.cursor() as cursor:
         execute(cursor, sql + ")", params)
         return [(row[0], row[1]) for row in cursor.fetchall()]
-
-
-def _order_write(
-    *,
-    order: Order,
-    quote: Quote,
-    placed: OrderEvent,
-    now: dt.datetime,
-    evaluation: RiskEvaluation | None = None,
-) -> int | None:
-    """Write the new order, its lines and its `placed` event, and reserve the
-    card-code lines' codes, inside the caller's transaction; returns the id of
-    `evaluation` when it was written too (with the order's id), else None.
-
-    On PostgreSQL an order of one line (no bundle) is one statement: the order,
-    line, event (and evaluation) INSERTs and the reserving UPDATE as
-    data-modifying CTEs (`card_codes_reserve_sql`), where the ORM took five
-    round trips. Otherwise one statement each, and no evaluation.
-    Raises: OutOfStockError (the caller rolls back).
-    """
-    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.` is a look-up
-    if db.vendor != "postgresql" or quote.line.components:
-        row_insert(order)
-        lines_reserve(_lines_create(order=order, quote=quote), now=now)
-        placed.order = order
-        row_insert(placed)
-        return None
-    line = _line(order, quote.line, None)
-    order_columns, params = insert_values(order)
-    line_columns, line_values = insert_values(line, skip=("order",))
-    event_columns, event_values = insert_values(placed, skip=("order",))
-    sql = (
-        f"WITH o AS (INSERT INTO {_table(Order)} ({', '.join(order_columns)})"  # noqa: S608
-        f" VALUES ({_marks(order_columns)}) RETURNING id),"
-        f' l AS (INSERT INTO {_table(OrderLine)} ("order_id", {", ".join(line_columns)})'
-        f" VALUES ((SELECT id FROM o), {_marks(line_columns)}) RETURNING id),"
-        f' e AS (INSERT INTO {_table(OrderEvent)} ("order_id", {", ".join(event_columns)})'
-        f" VALUES ((SELECT id FROM o), {_marks(event_columns)}))"
-    )
-    params += [*line_values, *event_values]
-    if evaluation is not None:
-        # The checkout's risk evaluation, linked here: no INSERT after the commit.
-        eval_columns, eval_values = insert_values(evaluation, skip=("order",))
-        sql += (
-            f', v AS (INSERT INTO {_table(RiskEvaluation)} ("order_id", {", ".join(eval_columns)})'  # noqa: S608
-            f" VALUES ((SELECT id FROM o), {_marks(eval_columns)}) RETURNING id)"
-        )
-        params += eval_values
-    reserving = line.delivery == Sku.Delivery.CARD_CODE
-    if reserving:
-        reserve, reserve_params = card_codes_reserve_sql(
-            sku_id=line.sku_id,
-            quantity=line.quantity,
-            now=now,
-            line_sql="(SELECT id FROM l)",
-        )
-        sql += f", r AS ({reserve} RETURNING id)"
-        params += reserve_params
-    sql += " SELECT (SELECT id FROM o), (SELECT id FROM l), "
-    sql += "(SELECT count(*) FROM r)" if reserving else "0"
-    sql += ", (SELECT id FROM v)" if evaluation is not None else ", NULL"
-    with db.cursor() as cursor:
-        execute(cursor, sql, params)
-        order_id, line_id, reserved, evaluation_id = cursor.fetchone()
-    if reserving:
-        card_codes_reserve_check(
-            sku=line.sku, quantity=line.quantity, reserved=reserved
-        )
-    for obj, pk in ((order, order_id), (line, line_id)):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = db.alias
-    line.order_id = order_id
-    return int(evaluation_id) if evaluation_id is not None else None
-
-
-@functools.cache
-def _table(model: type[Model]) -> str:
-    """The model's quoted table name (the default database's, fixed per process)."""
-    return str(connections[DEFAULT_DB_ALIAS].ops.quote_name(model._meta.db_table))
-
-
-def _marks(columns: list[str]) -> str:
-    return ", ".join(["%s"] * len(columns))
 
 
 def _same_request(order: Order, quote: Quote) -> bool:
@@ -395,44 +300,6 @@ def _same_request(order: Order, quote: Quote) -> bool:
     return quote.matches(
         sku_code=top.sku.code, quantity=top.quantity, recharge_account=account
     )
-
-
-def _line(order: Order, item: QuoteLine, parent: OrderLine | None) -> OrderLine:
-    sku = item.sku
-    return OrderLine(
-        order=order,
-        parent=parent,
-        sku=sku,
-        delivery=sku.delivery,
-        product_name=sku.product.name,
-        sku_name=sku.name,
-        validity_text=_snapshot_text(sku),
-        redeem_instructions=sku.product.redeem_instructions,
-        recharge_account=item.recharge_account,
-        quantity=item.quantity,
-        unit_price=item.unit_price,
-        amount=item.amount,
-    )
-
-
-def _lines_create(*, order: Order, quote: Quote) -> list[OrderLine]:
-    """Write the quote's lines; returns the ones that get delivered."""
-    top = _line(order, quote.line, None)
-    top.save(force_insert=True)
-    if not quote.line.components:
-        return [top]
-    return OrderLine.objects.bulk_create(
-        [_line(order, part, top) for part in quote.line.components]
-    )
-
-
-def _snapshot_text(sku: Sku) -> str:
-    # Stored once and shown to everyone: in the shop's language, not the buyer's
-    # (most buyers' already: then no switching there and back).
-    if translation.get_language() == settings.LANGUAGE_CODE:
-        return sku.validity_text
-    with translation.override(settings.LANGUAGE_CODE):
-        return sku.validity_text
 
 
 def order_cancel(*, order_id: int, reason: str, skip_locked: bool = False) -> bool:

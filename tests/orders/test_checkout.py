@@ -221,3 +221,14 @@ def test_expire_orders_command_cancels_overdue(alice, capsys):
 
     assert "cancelled 1" in capsys.readouterr().out
     assert available(sku) == 1
+
+
+def test_order_numbers_draw_every_character_of_the_alphabet_everywhere():
+    from orders.models.orders import _NUMBER_ALPHABET, new_order_number
+
+    numbers = [new_order_number() for _ in range(1000)]
+
+    assert all(n.startswith("KQ") and len(n) == 20 for n in numbers)
+    assert len(set(numbers)) == 1000
+    for position in (2, 10, 19):  # the first, a middle and the last character
+        assert {n[position] for n in numbers} == set(_NUMBER_ALPHABET)
