@@ -90,6 +90,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="gunicorn threads (gthread)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument(
+        "--db-name",
+        default=DB_NAME,
+        help=f"benchmark database, recreated (default {DB_NAME}; must start kaquan_bench)",
+    )
+    p.add_argument(
         "--redis-url", default=DEFAULT_REDIS_URL, help="empty: run tasks in-process"
     )
     p.add_argument(
@@ -116,6 +121,12 @@ def parse_args() -> argparse.Namespace:
         "--spread-ips",
         action="store_true",
         help="each checkout from its own X-Forwarded-For address (TRUSTED_PROXIES=127.0.0.1)",
+    )
+    p.add_argument(
+        "--no-cookie-jar",
+        action="store_true",
+        help="the paid-orders driver before session 8: no cookie kept, the pay page"
+        " GET without any (to compare; loadgen.py's Shopper)",
     )
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--skip-rush", action="store_true")
@@ -517,7 +528,9 @@ def redis_purge(url: str) -> int:
 
 
 def main() -> None:
+    global DB_NAME  # the module's loadgen() and checks read it
     args = parse_args()
+    DB_NAME = args.db_name
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     redis_url = args.redis_url or None
     machine = benchlib.machine_info()
@@ -579,6 +592,7 @@ def main() -> None:
         "price": str(PRICE),
         "secret": env["SANDBOX_PAY_SECRET"],
         "spread_ips": args.spread_ips,
+        "cookie_jar": not args.no_cookie_jar,
     }
     report: dict[str, Any] = {
         "machine": machine,
@@ -632,6 +646,10 @@ def main() -> None:
             report["app"].append(result)
             print(
                 f"app c={c}: {result['paid_per_s']:.1f} paid orders/s, outcomes {result['outcomes']}, verify ok={result['verify']['ok']} {result['verify']['problems']}"
+            )
+            print(
+                f"   cookies the server set ({'kept' if spec['cookie_jar'] else 'not kept'}"
+                f" by the driver): {result.get('cookies_set')}"
             )
             for err in result["first_errors"][:3]:
                 print(f"   error: {err}")
