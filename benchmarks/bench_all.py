@@ -5,13 +5,16 @@
 1. The floor (../shared/bench-floor/run_floor.sh, --floor-dir): plain Django + gunicorn
    + PostgreSQL on this machine; its `floor <endpoint> <req/s> p50 .. p99 ..` lines.
 2. Kaquan's pages (benchmarks/pages.py): product page and home under wrk, as the floor.
-3. Paid orders at 8 clients, the rush (10,000 buyers on 100 codes, 64 at a time) and
-   the raw-SQL baseline of the same run (benchmarks/checkout_paid_orders.py).
+3. Paid orders at 8 clients, the rush (10,000 buyers on 100 codes, 64 at a time, at
+   least the floor's length and until every buyer is answered) and the raw-SQL
+   baseline of the same run (benchmarks/checkout_paid_orders.py).
 4. The import of 100,000 new codes beside COPY (benchmarks/import_codes.py).
 5. With --soak: benchmarks/soak.py --minutes 10 (not part of plain `make bench`).
 Before each phase it waits (bounded) for a quiet machine. It prints one table (path,
-Kaquan, baseline, ratio, goal, PASS/FAIL), the correctness checks of every run and
-the machine's state, and writes everything to benchmarks/results/bench-<time>.json.
+Kaquan, baseline, ratio, goal, PASS/FAIL; the server CPU per paid order also
+NORMALIZED to the machine the goal was set on, as estimates: bench_report.py), the
+correctness checks of every run and the machine's state, and writes everything to
+benchmarks/results/bench-<time>.json.
 --quick shortens every phase (5 s wrk, a 2,000-buyer rush, 20,000 codes) to try the
 command out; its figures are not the ones to record. --app-root (or KAQUAN_APP_ROOT)
 measures another checkout of the app with these scripts (the floor is unchanged).
@@ -234,6 +237,8 @@ def main() -> None:
                 *("--rush-codes", str(sizes["rush_codes"])),
                 *("--rush-clients", str(sizes["rush_clients"])),
                 *("--rush-attempts", str(sizes["rush_attempts"])),
+                # at least the floor's length, and on until every buyer is answered
+                *("--rush-seconds", str(sizes["wrk_seconds"])),
                 *("--stock-test", "0", "--redis-url", args.redis_url),
                 *("--json-path", str(path)),
             ],

@@ -83,7 +83,17 @@ def parse_args() -> argparse.Namespace:
         help="wrk (as the floor is measured; rush_wrk.py) or loadgen.py's threads",
     )
     p.add_argument(
-        "--rush-seconds", type=int, default=15, help="wrk rush length (the floor's)"
+        "--rush-seconds",
+        type=int,
+        default=15,
+        help="wrk rush: at least this long (the floor's runs), and on until every"
+        " buyer has been answered once",
+    )
+    p.add_argument(
+        "--rush-max-seconds",
+        type=int,
+        default=300,
+        help="wrk rush: never longer than this (then the every-buyer check fails)",
     )
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     p.add_argument("--worker-class", default="sync", help="gunicorn worker class")
@@ -700,6 +710,7 @@ def main() -> None:
                     server_pid=gunicorn.pid,
                     db_name=DB_NAME,
                     seconds=args.rush_seconds,
+                    max_seconds=args.rush_max_seconds,
                 )
             else:
                 rush = loadgen(rush_spec, server_pid=gunicorn.pid)
@@ -709,7 +720,9 @@ def main() -> None:
             rush_summarize(rush, codes=args.rush_codes, attempts=args.rush_attempts)
             report["rush"] = rush
             print(
-                f"rush: {rush['attempts']} attempts, {rush['attempts_per_s']:.1f} attempts/s, "
+                f"rush: {rush['attempts']} attempts in {rush['elapsed_s']:.1f} s"
+                + (f" (stopped: {rush['stopped']})" if rush.get("stopped") else "")
+                + f", {rush['attempts_per_s']:.1f} attempts/s, "
                 f"checkout p50 {rush['checkout_p50_ms']:.0f} ms p99 {rush['checkout_p99_ms']:.0f} ms, "
                 f"outcomes {rush['outcomes']}, checks {rush['checks']}"
             )
