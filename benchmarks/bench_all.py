@@ -90,6 +90,14 @@ def parse_args() -> argparse.Namespace:
         "--quiet-wait", type=float, default=30, help="max seconds to wait for quiet"
     )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    p.add_argument(
+        "--checkout-db-name",
+        default="kaquan_bench",
+        help="the paid-orders phase's database (recreated; must start kaquan_bench)",
+    )
+    p.add_argument(
+        "--checkout-port", type=int, default=8765, help="the paid-orders phase's port"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 on a missed goal")
     return p.parse_args()
 
@@ -240,6 +248,8 @@ def main() -> None:
                 # at least the floor's length, and on until every buyer is answered
                 *("--rush-seconds", str(sizes["wrk_seconds"])),
                 *("--stock-test", "0", "--redis-url", args.redis_url),
+                *("--db-name", args.checkout_db_name),
+                *("--port", str(args.checkout_port)),
                 *("--json-path", str(path)),
             ],
             kaquan_env,

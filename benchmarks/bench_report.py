@@ -175,7 +175,9 @@ def ratio_rows(
                 f"paid orders: server CPU per order, NORMALIZED by {name} "
                 "(estimate for the issue's machine)",
                 f"{_n(scaled, '.1f')} ms = {_n(cpu, '.1f')} ms x {_n(rate)} / "
-                f"{issue_rate:,.0f}",
+                f"{issue_rate:,.0f}"
+                if scaled == scaled
+                else "-",
                 f"{name} {_n(rate)} {unit} here, {issue_rate:,.0f} on the issue's machine",
                 NAN,
                 "<= 12 ms (normalized)",
