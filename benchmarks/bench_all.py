@@ -5,13 +5,16 @@
 1. The floor (../shared/bench-floor/run_floor.sh, --floor-dir): plain Django + gunicorn
    + PostgreSQL on this machine; its `floor <endpoint> <req/s> p50 .. p99 ..` lines.
 2. Kaquan's pages (benchmarks/pages.py): product page and home under wrk, as the floor.
-3. Paid orders at 8 clients, the rush (10,000 buyers on 100 codes, 64 at a time) and
-   the raw-SQL baseline of the same run (benchmarks/checkout_paid_orders.py).
+3. Paid orders at 8 clients, the rush (10,000 buyers on 100 codes, 64 at a time, at
+   least the floor's length and until every buyer is answered) and the raw-SQL
+   baseline of the same run (benchmarks/checkout_paid_orders.py).
 4. The import of 100,000 new codes beside COPY (benchmarks/import_codes.py).
 5. With --soak: benchmarks/soak.py --minutes 10 (not part of plain `make bench`).
 Before each phase it waits (bounded) for a quiet machine. It prints one table (path,
-Kaquan, baseline, ratio, goal, PASS/FAIL), the correctness checks of every run and
-the machine's state, and writes everything to benchmarks/results/bench-<time>.json.
+Kaquan, baseline, ratio, goal, PASS/FAIL; the server CPU per paid order also
+NORMALIZED to the machine the goal was set on, as estimates: bench_report.py), the
+correctness checks of every run and the machine's state, and writes everything to
+benchmarks/results/bench-<time>.json.
 --quick shortens every phase (5 s wrk, a 2,000-buyer rush, 20,000 codes) to try the
 command out; its figures are not the ones to record. --app-root (or KAQUAN_APP_ROOT)
 measures another checkout of the app with these scripts (the floor is unchanged).
@@ -87,6 +90,14 @@ def parse_args() -> argparse.Namespace:
         "--quiet-wait", type=float, default=30, help="max seconds to wait for quiet"
     )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/11")
+    p.add_argument(
+        "--checkout-db-name",
+        default="kaquan_bench",
+        help="the paid-orders phase's database (recreated; must start kaquan_bench)",
+    )
+    p.add_argument(
+        "--checkout-port", type=int, default=8765, help="the paid-orders phase's port"
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 on a missed goal")
     return p.parse_args()
 
@@ -234,7 +245,11 @@ def main() -> None:
                 *("--rush-codes", str(sizes["rush_codes"])),
                 *("--rush-clients", str(sizes["rush_clients"])),
                 *("--rush-attempts", str(sizes["rush_attempts"])),
+                # at least the floor's length, and on until every buyer is answered
+                *("--rush-seconds", str(sizes["wrk_seconds"])),
                 *("--stock-test", "0", "--redis-url", args.redis_url),
+                *("--db-name", args.checkout_db_name),
+                *("--port", str(args.checkout_port)),
                 *("--json-path", str(path)),
             ],
             kaquan_env,

@@ -35,6 +35,27 @@ def import_figures(report: dict[str, Any]) -> dict[str, float]:
 # --- the report --------------------------------------------------------------------
 
 NAN = float("nan")
+# Issue 6's table, measured on the machine the goals were set on: the same
+# benchmark's raw-SQL baseline (8 clients) and the floor's minimal purchase view.
+# The server-CPU goal (<= 12 ms per paid order) was written against that
+# machine's speed; normalized_cpu_ms scales a run's figure to it.
+ISSUE_RAW_ORDERS_PER_S = 537.0
+ISSUE_FLOOR_BUY_REQ_PER_S = 898.0
+CPU_GOAL_MS = 12.0
+
+
+def normalized_cpu_ms(cpu_ms: float, rate: float, issue_rate: float) -> float:
+    """Server CPU per paid order as on the issue's machine (an estimate).
+
+    A baseline that does `rate` per second here did `issue_rate` there: CPU work
+    of the same size takes issue_rate / rate times as long here, so the run's
+    milliseconds times rate / issue_rate are what the issue's machine would have
+    spent. E.g. 23.7 ms with the raw baseline at 250 orders/s: 23.7 x 250 / 537
+    = 11.1 ms. NaN when a figure is missing.
+    """
+    if not (cpu_ms == cpu_ms and rate == rate and rate > 0 and issue_rate > 0):
+        return NAN
+    return cpu_ms * rate / issue_rate
 
 
 def _get(data: Any, *keys: str, default: Any = NAN) -> Any:
@@ -62,6 +83,7 @@ def ratio_rows(
     phases = report["phases"]
     floor = phases.get("floor", {})
     rows: list[list[Any]] = []
+    estimates: set[int] = set()  # rows whose verdict --strict does not count
 
     def add(
         path: str,
@@ -72,10 +94,16 @@ def ratio_rows(
         ok: bool,
         *,
         measured: float | None = None,
+        estimate: bool = False,
     ) -> None:
-        """`measured`: the figure the goal judges (the ratio unless given); '-' if none."""
+        """`measured`: the figure the goal judges (the ratio unless given); '-' if none.
+        `estimate`: a normalized figure; its verdict reads "est. PASS"/"est. FAIL"
+        and does not count among the goals met (--strict)."""
         known = ratio if measured is None else measured
         verdict = ("PASS" if ok else "FAIL") if known == known else "-"
+        if estimate:
+            estimates.add(len(rows))
+            verdict = f"est. {verdict}" if known == known else verdict
         rows.append([path, kaquan, base, _n(ratio, ".0%"), goal, verdict])
 
     catalog = _get(floor, "catalog", "req_per_s")
@@ -132,9 +160,31 @@ def ratio_rows(
             f"raw SQL: PostgreSQL {_n(_get(raw, 'cpu_ms_per_order', 'postgres'), '.1f')} ms",
             NAN,
             "<= 12 ms",
-            cpu <= 12,
+            cpu <= CPU_GOAL_MS,
             measured=cpu,
         )
+        # The same figure scaled to the machine the goal was set on, by two
+        # baselines of this run (docs/PERFORMANCE.md, "make bench: the server CPU
+        # normalized"): estimates, next to the absolute row, not instead of it.
+        for name, rate, unit, issue_rate in (
+            ("raw SQL", raw_s, "orders/s", ISSUE_RAW_ORDERS_PER_S),
+            ("floor buy", buy, "req/s", ISSUE_FLOOR_BUY_REQ_PER_S),
+        ):
+            scaled = normalized_cpu_ms(cpu, rate, issue_rate)
+            add(
+                f"paid orders: server CPU per order, NORMALIZED by {name} "
+                "(estimate for the issue's machine)",
+                f"{_n(scaled, '.1f')} ms = {_n(cpu, '.1f')} ms x {_n(rate)} / "
+                f"{issue_rate:,.0f}"
+                if scaled == scaled
+                else "-",
+                f"{name} {_n(rate)} {unit} here, {issue_rate:,.0f} on the issue's machine",
+                NAN,
+                "<= 12 ms (normalized)",
+                scaled <= CPU_GOAL_MS,
+                measured=scaled,
+                estimate=True,
+            )
 
     if "import" in only:
         imp = import_figures(phases.get("import", {}))
@@ -147,7 +197,8 @@ def ratio_rows(
             ">= 60 %",
             ratio >= 0.60,
         )
-    return rows, all(r[5] == "PASS" for r in rows)
+    judged = [r for i, r in enumerate(rows) if i not in estimates]
+    return rows, all(r[5] == "PASS" for r in judged)
 
 
 def check_rows(

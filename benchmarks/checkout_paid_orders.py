@@ -83,12 +83,27 @@ def parse_args() -> argparse.Namespace:
         help="wrk (as the floor is measured; rush_wrk.py) or loadgen.py's threads",
     )
     p.add_argument(
-        "--rush-seconds", type=int, default=15, help="wrk rush length (the floor's)"
+        "--rush-seconds",
+        type=int,
+        default=15,
+        help="wrk rush: at least this long (the floor's runs), and on until every"
+        " buyer has been answered once",
+    )
+    p.add_argument(
+        "--rush-max-seconds",
+        type=int,
+        default=300,
+        help="wrk rush: never longer than this (then the every-buyer check fails)",
     )
     p.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     p.add_argument("--worker-class", default="sync", help="gunicorn worker class")
     p.add_argument("--threads", type=int, default=1, help="gunicorn threads (gthread)")
     p.add_argument("--port", type=int, default=8765)
+    p.add_argument(
+        "--db-name",
+        default=DB_NAME,
+        help=f"benchmark database, recreated (default {DB_NAME}; must start kaquan_bench)",
+    )
     p.add_argument(
         "--redis-url", default=DEFAULT_REDIS_URL, help="empty: run tasks in-process"
     )
@@ -116,6 +131,12 @@ def parse_args() -> argparse.Namespace:
         "--spread-ips",
         action="store_true",
         help="each checkout from its own X-Forwarded-For address (TRUSTED_PROXIES=127.0.0.1)",
+    )
+    p.add_argument(
+        "--no-cookie-jar",
+        action="store_true",
+        help="the paid-orders driver before session 8: no cookie kept, the pay page"
+        " GET without any (to compare; loadgen.py's Shopper)",
     )
     p.add_argument("--skip-raw", action="store_true")
     p.add_argument("--skip-rush", action="store_true")
@@ -517,7 +538,9 @@ def redis_purge(url: str) -> int:
 
 
 def main() -> None:
+    global DB_NAME  # the module's loadgen() and checks read it
     args = parse_args()
+    DB_NAME = args.db_name
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     redis_url = args.redis_url or None
     machine = benchlib.machine_info()
@@ -579,6 +602,7 @@ def main() -> None:
         "price": str(PRICE),
         "secret": env["SANDBOX_PAY_SECRET"],
         "spread_ips": args.spread_ips,
+        "cookie_jar": not args.no_cookie_jar,
     }
     report: dict[str, Any] = {
         "machine": machine,
@@ -633,6 +657,10 @@ def main() -> None:
             print(
                 f"app c={c}: {result['paid_per_s']:.1f} paid orders/s, outcomes {result['outcomes']}, verify ok={result['verify']['ok']} {result['verify']['problems']}"
             )
+            print(
+                f"   cookies the server set ({'kept' if spec['cookie_jar'] else 'not kept'}"
+                f" by the driver): {result.get('cookies_set')}"
+            )
             for err in result["first_errors"][:3]:
                 print(f"   error: {err}")
 
@@ -682,6 +710,7 @@ def main() -> None:
                     server_pid=gunicorn.pid,
                     db_name=DB_NAME,
                     seconds=args.rush_seconds,
+                    max_seconds=args.rush_max_seconds,
                 )
             else:
                 rush = loadgen(rush_spec, server_pid=gunicorn.pid)
@@ -691,7 +720,9 @@ def main() -> None:
             rush_summarize(rush, codes=args.rush_codes, attempts=args.rush_attempts)
             report["rush"] = rush
             print(
-                f"rush: {rush['attempts']} attempts, {rush['attempts_per_s']:.1f} attempts/s, "
+                f"rush: {rush['attempts']} attempts in {rush['elapsed_s']:.1f} s"
+                + (f" (stopped: {rush['stopped']})" if rush.get("stopped") else "")
+                + f", {rush['attempts_per_s']:.1f} attempts/s, "
                 f"checkout p50 {rush['checkout_p50_ms']:.0f} ms p99 {rush['checkout_p99_ms']:.0f} ms, "
                 f"outcomes {rush['outcomes']}, checks {rush['checks']}"
             )

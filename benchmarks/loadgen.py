@@ -5,7 +5,9 @@
 The spec's `mode` picks the workload:
 - `app`: each client thread buys in a loop over HTTP (POST /checkout/, GET the sandbox
   pay page and read the order number from it, POST the signed notify) until the
-  deadline or the order budget is reached;
+  deadline or the order budget is reached; each shopper keeps the cookies the shop
+  sets it and sends them with the checkout and the pay page, as a browser does
+  (CookieJar; the notify, the gateway's call, carries none);
 - `rush`: like `app`, but each attempt is a different shopper and there are far more
   attempts than codes; the sold-out answer is a 409 (a sold-out page, or the
   confirmation page with the error) or, in older code, a 302 back to the product page;
@@ -45,8 +47,9 @@ TRANSPORT_ERRORS = (OSError, http.client.HTTPException)
 
 class Answer(NamedTuple):
     status_code: int
-    headers: dict[str, str]  # names in lower case
+    headers: dict[str, str]  # names in lower case (the last one of a repeated name)
     text: str
+    set_cookies: tuple[str, ...] = ()  # every Set-Cookie header, in order
 
 
 class Http:
@@ -57,7 +60,7 @@ class Http:
     paid-orders run), against 1.3 ms per order for the raw path's psycopg2
     driver (docs/PERFORMANCE.md, "make bench after session 6's merges"). A connection is kept while the server keeps it (gunicorn's sync
     workers close it after each answer) and opened again when needed. Redirects
-    are not followed; no cookie is kept (callers send their own Cookie header).
+    are not followed; no cookie is kept here (callers keep theirs: CookieJar).
     """
 
     def __init__(self, port: int, timeout: float) -> None:
@@ -93,8 +96,12 @@ class Http:
         except TRANSPORT_ERRORS:
             self.close()
             raise
+        pairs = response.getheaders()
         answer = Answer(
-            response.status, {k.lower(): v for k, v in response.getheaders()}, text
+            response.status,
+            {k.lower(): v for k, v in pairs},
+            text,
+            tuple(v for k, v in pairs if k.lower() == "set-cookie"),
         )
         if response.will_close:
             self.close()
@@ -105,6 +112,49 @@ def sign(fields: dict[str, str], secret: str) -> str:
     """SPEC 4.5: lowercase hex HMAC-SHA256 over the other fields sorted by name as k=v&..."""
     message = "&".join(f"{k}={fields[k]}" for k in sorted(fields) if k != "sign")
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+class CookieJar:
+    """What a browser keeps of the shop's cookies, as far as the benchmark needs it.
+
+    name=value from each Set-Cookie the shop sends, replaced by a later one of the
+    same name and dropped by `Max-Age=0` (Django's delete_cookie); sent back as one
+    Cookie header on the shop's later requests. Every cookie the shop sets has
+    Path=/ and no Domain, so path and domain matching are left out. Secure cookies
+    are sent too: the benchmark speaks plain HTTP to 127.0.0.1, which browsers
+    treat as a secure origin, and a shopper reaches the shop over HTTPS.
+    Expiry dates are not read (a run lasts seconds; the cookies live a year).
+    """
+
+    def __init__(self, initial: dict[str, str]) -> None:
+        self.values = dict(initial)
+
+    def header(self) -> str:
+        return "; ".join(f"{name}={value}" for name, value in self.values.items())
+
+    def keep(self, answer: Answer) -> None:
+        for name, value, attributes in set_cookie_pairs(answer):
+            if "max-age=0" in attributes:
+                self.values.pop(name, None)
+            else:
+                self.values[name] = value
+
+
+def set_cookie_pairs(answer: Answer) -> list[tuple[str, str, set[str]]]:
+    """(name, value, attributes in lower case without spaces) of each Set-Cookie."""
+    found = []
+    for line in answer.set_cookies:
+        pair, *attributes = line.split(";")
+        name, eq, value = pair.partition("=")
+        if eq and name.strip():
+            found.append(
+                (
+                    name.strip(),
+                    value.strip(),
+                    {a.replace(" ", "").lower() for a in attributes},
+                )
+            )
+    return found
 
 
 class Budget:
@@ -131,6 +181,8 @@ class Tally:
         self.latencies: list[float] = []  # whole order, seconds
         self.steps: dict[str, list[float]] = {}
         self.first_errors: list[str] = []
+        # "<step> <name>": the cookies the server set, e.g. a device cookie per checkout
+        self.cookies_set: Counter[str] = Counter()
         self.backend_cpu = 0.0  # raw mode: CPU seconds of our PostgreSQL backends
 
     def add(
@@ -152,16 +204,41 @@ class Tally:
 
 
 class Shopper:
-    """One keep-alive HTTP client buying as one or more sessions."""
+    """One keep-alive HTTP client buying as one or more sessions (shoppers).
+
+    Each session is a browser: its cookies (the session and CSRF cookies it was
+    logged in with, then whatever the shop sets it, such as the device cookie)
+    go with its checkout and with the pay page the checkout redirects to, as a
+    browser following a same-origin redirect sends them. The notify is the
+    gateway's server-to-server call and carries none. spec["cookie_jar"] false:
+    the driver before session 8 (the checkout sends only the session and CSRF
+    cookies, the pay page none, nothing the shop sets is kept), to compare.
+    """
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.base = f"http://127.0.0.1:{spec['port']}"
         self.client = Http(spec["port"], REQUEST_TIMEOUT)
         self.csrf = secrets.token_hex(16)  # 32 alphanumeric characters
+        self.keep_cookies = bool(spec.get("cookie_jar", True))
+        self.jars: dict[str, CookieJar] = {}
+        self.cookies_set: Counter[str] = Counter()
 
     def close(self) -> None:
         self.client.close()
+
+    def _jar(self, session_key: str) -> CookieJar:
+        jar = self.jars.get(session_key)
+        if jar is None or not self.keep_cookies:
+            jar = CookieJar({"sessionid": session_key, "csrftoken": self.csrf})
+            self.jars[session_key] = jar
+        return jar
+
+    def _took(self, jar: CookieJar, answer: Answer, step: str) -> None:
+        for name, _, _ in set_cookie_pairs(answer):
+            self.cookies_set[f"{step} {name}"] += 1
+        if self.keep_cookies:
+            jar.keep(answer)
 
     def _forwarded(self) -> dict[str, str]:
         """spec["spread_ips"]: each checkout from its own address, as many shoppers
@@ -174,7 +251,7 @@ class Shopper:
     def buy(self, session_key: str) -> tuple[str, dict[str, float], str]:
         """One paid order. Returns (outcome, step timings, error text)."""
         steps: dict[str, float] = {}
-        cookies = f"sessionid={session_key}; csrftoken={self.csrf}"
+        jar = self._jar(session_key)
         t0 = time.perf_counter()
         r = self.client.request(
             "POST",
@@ -185,7 +262,7 @@ class Shopper:
                 "token": secrets.token_urlsafe(16),
             },
             headers={
-                "Cookie": cookies,
+                "Cookie": jar.header(),
                 "X-CSRFToken": self.csrf,
                 "Referer": self.base + "/",
                 **self._forwarded(),
@@ -193,6 +270,7 @@ class Shopper:
         )
         t1 = time.perf_counter()
         steps["checkout"] = t1 - t0
+        self._took(jar, r, "checkout")
         location = r.headers.get("location", "")
         # Sold out: a 409 (quantity is 1, so nothing else answers 409 here), or, in
         # older code, a redirect back to the product page.
@@ -207,9 +285,14 @@ class Shopper:
                 f"checkout {r.status_code} {location} {r.text[:200]}",
             )
 
-        r = self.client.request("GET", location)
+        r = self.client.request(
+            "GET",
+            location,
+            headers={"Cookie": jar.header()} if self.keep_cookies else None,
+        )
         t2 = time.perf_counter()
         steps["pay_page"] = t2 - t1
+        self._took(jar, r, "pay_page")
         numbers = ORDER_NUMBER_RE.findall(r.text)
         if r.status_code != 200 or len(numbers) < 2:
             return (
@@ -227,9 +310,12 @@ class Shopper:
             "notify_id": secrets.token_hex(16),
         }
         fields["sign"] = sign(fields, self.spec["secret"])
+        # The gateway's call: no shopper's cookie, and nothing it is set is kept.
         r = self.client.request("POST", "/payments/notify/sandbox/", data=fields)
         t3 = time.perf_counter()
         steps["notify"] = t3 - t2
+        for name, _, _ in set_cookie_pairs(r):
+            self.cookies_set[f"notify {name}"] += 1
         if r.status_code != 200 or r.text.strip() != "success":
             return (
                 f"notify_{r.status_code}",
@@ -256,6 +342,8 @@ def run_app(spec: dict[str, Any], tally: Tally) -> None:
                 tally.add(outcome, latency=latency, steps=steps, error=error)
         finally:
             shopper.close()
+            with tally.lock:
+                tally.cookies_set.update(shopper.cookies_set)
 
     _run_threads([(client, (key,)) for key in spec["sessions"]])
 
@@ -284,8 +372,11 @@ def run_rush(spec: dict[str, Any], tally: Tally) -> None:
                 tally.add(
                     outcome, latency=time.perf_counter() - t0, steps=steps, error=error
                 )
+                shopper.jars.pop(key, None)  # each buyer tries once
         finally:
             shopper.close()
+            with tally.lock:
+                tally.cookies_set.update(shopper.cookies_set)
 
     _run_threads([(client, ()) for _ in range(spec["concurrency"])])
 
@@ -528,6 +619,8 @@ def main() -> None:
         "step_p99_ms": {k: _ms(_pct(v, 99)) for k, v in tally.steps.items()},
         "loadgen_cpu_s": cpu,
         "backend_cpu_s": tally.backend_cpu,
+        "cookie_jar": bool(spec.get("cookie_jar", True)),
+        "cookies_set": dict(tally.cookies_set),
         "first_errors": tally.first_errors,
     }
     json.dump(result, sys.stdout)

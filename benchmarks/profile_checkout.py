@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import gc
 import io
 import pstats
@@ -62,6 +63,12 @@ def parse_args() -> argparse.Namespace:
         "--skip-cprofile", action="store_true", help="time only (e.g. under py-spy)"
     )
     p.add_argument("--pstats", default="", help="also write the cProfile data here")
+    p.add_argument(
+        "--no-cookie-jar",
+        action="store_true",
+        help="every order starts with only the session and CSRF cookies (before"
+        " session 8: a new device cookie signed per checkout)",
+    )
     p.add_argument(
         "--no-gc-freeze",
         action="store_true",
@@ -173,8 +180,16 @@ def one_order(
     cpu: dict[str, list[float]] | None = None,
     queries: dict[str, Any] | None = None,
     calls: dict[str, list[int]] | None = None,
+    keep_cookies: bool = True,
 ) -> dict[str, Any]:
+    """One paid order as one shopper's browser: the client's cookies (the session
+    and CSRF cookies, then whatever the shop set, such as the device cookie) go
+    with the checkout and the pay page and are kept from order to order; the
+    notify, the gateway's call, carries none. keep_cookies=False: the shopper
+    starts every order with only the session and CSRF cookies (before session 8).
+    """
     from contextlib import nullcontext
+    from http.cookies import SimpleCookie
 
     from django.db import close_old_connections
     from loadgen import sign
@@ -186,9 +201,11 @@ def one_order(
             return nullcontext()
         return _Capture(step, queries)
 
-    client.cookies.clear()
-    client.cookies["sessionid"] = session_key
-    client.cookies["csrftoken"] = csrf
+    known = client.cookies.get("sessionid")
+    if not keep_cookies or known is None or known.value != session_key:
+        client.cookies.clear()
+        client.cookies["sessionid"] = session_key
+        client.cookies["csrftoken"] = csrf
     c0, t0 = time.process_time(), time.perf_counter()
     # What the WSGI handler does at request_started (the test Client skips it):
     # with CONN_HEALTH_CHECKS the next query pings the connection first.
@@ -219,11 +236,15 @@ def one_order(
     }
     fields["sign"] = sign(fields, secret)
     close_old_connections()
-    client.cookies.clear()  # the gateway's request carries none of the shopper's
+    shopper = client.cookies
+    client.cookies = (
+        SimpleCookie()
+    )  # the gateway's request carries none of the shopper's
     with capture("notify"):
         n = client.post(
             "/payments/notify/sandbox/", urlencode(fields), content_type=FORM
         )
+    client.cookies = shopper  # nor does the shopper keep what the gateway was set
     c3, t3 = time.process_time(), time.perf_counter()
     if n.content != b"success":
         raise SystemExit(f"notify answered {n.status_code} {n.content[:200]!r}")
@@ -277,10 +298,11 @@ def main(args: argparse.Namespace) -> None:
     from django.test import Client
 
     session_key, csrf = setup(args)
+    order = functools.partial(one_order, keep_cookies=not args.no_cookie_jar)
     client = Client(HTTP_HOST="127.0.0.1", enforce_csrf_checks=True)
     secret = env["SANDBOX_PAY_SECRET"]
     for _ in range(20):  # warm: imports, template loading, connections
-        one_order(client, session_key=session_key, csrf=csrf, secret=secret)
+        order(client, session_key=session_key, csrf=csrf, secret=secret)
     if not args.no_gc_freeze:
         # What config/wsgi.py does in every server process (config/lib/gcheap.py).
         from config.lib.gcheap import heap_freeze
@@ -290,9 +312,7 @@ def main(args: argparse.Namespace) -> None:
     # 1. the SQL of one order, per request (BEGIN/COMMIT/SAVEPOINT included; the
     # connection health check and Redis round trips are not SQL the ORM logs)
     captured: dict[str, Any] = {}
-    one_order(
-        client, session_key=session_key, csrf=csrf, secret=secret, queries=captured
-    )
+    order(client, session_key=session_key, csrf=csrf, secret=secret, queries=captured)
     total = checks = 0
     for name in ("checkout", "pay_page", "notify"):
         statements = captured[name].statements
@@ -314,7 +334,7 @@ def main(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     with benchlib.CpuAccount(backends) as account, GcMeter() as collections:
         for _ in range(args.orders):
-            one_order(
+            order(
                 client,
                 session_key=session_key,
                 csrf=csrf,
@@ -387,9 +407,7 @@ def main(args: argparse.Namespace) -> None:
     # 4. Python function calls per request (deterministic, unlike CPU time)
     counted: dict[str, list[int]] = {}
     for _ in range(20):
-        one_order(
-            client, session_key=session_key, csrf=csrf, secret=secret, calls=counted
-        )
+        order(client, session_key=session_key, csrf=csrf, secret=secret, calls=counted)
     benchlib.print_table(
         "Python function calls per request (Python and C functions, median of 20)",
         ["step", "calls"],
@@ -405,7 +423,7 @@ def main(args: argparse.Namespace) -> None:
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     for _ in range(args.orders):
-        one_order(client, session_key=session_key, csrf=csrf, secret=secret)
+        order(client, session_key=session_key, csrf=csrf, secret=secret)
     profiler.disable()
     if args.pstats:
         profiler.dump_stats(args.pstats)
