@@ -94,7 +94,8 @@ def _is_machine_request(request: HttpRequest) -> bool:
 
 def ua_hash(request: HttpRequest) -> str:
     """sha256 of the User-Agent header, first 16 hex characters ("" for none)."""
-    agent = request.headers.get("User-Agent", "")
+    # META's key for request.headers["User-Agent"], without building the headers.
+    agent = request.META.get("HTTP_USER_AGENT", "")
     if not agent:
         return ""
     return hashlib.sha256(agent.encode("utf-8", "replace")).hexdigest()[:16]
