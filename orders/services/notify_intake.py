@@ -31,9 +31,10 @@ from functools import lru_cache
 from typing import TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db.models import Field, Model
 
+from config.lib.cache import RedisCache
 from config.lib.db import row_insert, rows_update
 from config.lib.money import CENT
 from config.lib.ratelimitcache import CACHE_ERRORS
@@ -250,8 +251,15 @@ def notify_source_limited(*, source: str | None, now: float | None = None) -> bo
     limit = int(settings.PAYMENT_NOTIFY_RATE_LIMIT)
     if limit <= 0:
         return False
+    backend = caches["default"]
     try:
-        count = cache.get(_rate_key(source, now))
+        key = _rate_key(source, now)
+        # Redis (config/lib/cache.py): the same GET on a shorter call path.
+        count = (
+            backend.counter_get(key)
+            if isinstance(backend, RedisCache)
+            else backend.get(key)
+        )
     except CACHE_ERRORS:
         logger.warning("notify rate limit not read: cache unavailable", exc_info=True)
         return False
