@@ -1,7 +1,7 @@
 """Statements that fold several steps of the paid path into one (config/lib/db.py's
 helpers, split off for length): a row locked together with the writes that follow
 its lock (`row_lock_then`), and rows inserted from values without building models
-(`insert_write_rows`). PostgreSQL for the first; both take field names and the
+first (`insert_write_rows`, `row_insert_given`). PostgreSQL for the first; both take field names and the
 model's own columns, never user-supplied SQL, and run through `execute`
 (config/lib/prepared.py).
 """
@@ -33,6 +33,7 @@ from config.lib.db import (
     _where,
     execute,
     insert_values,
+    row_insert,
     write_ctes,
 )
 
@@ -176,6 +177,50 @@ def insert_write_rows(
                 db = db or _db()
                 params.append(field.get_db_prep_save(value, db))
     return _insert_write(model, columns, params, len(rows), once=once)
+
+
+def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
+    """`row_insert(model(**given))` (`given` by attname) without building the
+    model before the INSERT: the row's values as `insert_write_rows` takes them
+    (defaults, `auto_now(_add)`), then the instance built from them and its new
+    primary key as a row read back is (`Model.from_db`: saved, not adding).
+    A model with other `pre_save` work goes through `row_insert` as it is.
+    Raises TypeError for a name that is no field's attname.
+    """
+    columns, plan = _rows_plan(model)
+    unknown = given.keys() - plan.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {sorted(unknown)[0]}")
+    if not columns:
+        return row_insert(model(**given))
+    db = _db()
+    row: dict[str, Any] = {}
+    params: list[Any] = []
+    for attname, (field, native, default) in plan.items():
+        if default is _NOW:  # as `pre_save` does, given or not
+            value = timezone.now()
+        elif attname in given:
+            value = given[attname]
+        elif default is _CALL:
+            value = field.get_default()
+        else:
+            value = default
+        row[attname] = value
+        params.append(
+            value if _passes(value, native) else field.get_db_prep_save(value, db)
+        )
+    write = _insert_write(model, columns, params, 1, once=False)
+    with db.cursor() as cursor:
+        execute(cursor, write.sql, write.params)
+        (row[_pk_attname(model)],) = cursor.fetchone()
+    _columns, attnames = _select_list(model)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, [row[name] for name in attnames])
+
+
+def _pk_attname(model: type[Model]) -> str:
+    pk = model._meta.pk
+    assert pk is not None  # noqa: S101 (every concrete model has one)
+    return pk.attname
 
 
 _NOW, _CALL = object(), object()  # `_rows_plan`: the time, the field's callable default
