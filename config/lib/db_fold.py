@@ -94,17 +94,9 @@ def row_lock_then(
     joined = ""
     if children is not None:
         child, fk, extra = children
-        child_table = _quote(child._meta.db_table)
-        child_pk = child._meta.pk
-        assert child_pk is not None  # noqa: S101
-        selected.extend(
-            f"{child_table}.{_quote(f.column)}" for f in child._meta.concrete_fields
-        )
+        child_columns, joined = _children_sql(child, fk, pk_column)
+        selected.append(child_columns)
         selected.append(extra)
-        joined = (
-            f" LEFT JOIN {child_table} ON {child_table}.{_quote(_field(child, fk).column)}"
-            f" = {LOCKED}.{pk_column} ORDER BY {child_table}.{_quote(child_pk.column)}"
-        )
     with db.cursor() as cursor:
         execute(
             cursor,
@@ -138,6 +130,23 @@ def row_lock_then(
             if row[ended] is not None  # LEFT JOIN: no child
         ]
     return Locked(found, list(first[width + 1 : ended]), bool(first[width]), read)
+
+
+@cache
+def _children_sql(child: type[Model], fk: str, pk_column: str) -> tuple[str, str]:
+    """`row_lock_then`'s select list of the children's columns and its join
+    (per child model: the same text every time)."""
+    child_table = _quote(child._meta.db_table)
+    child_pk = child._meta.pk
+    assert child_pk is not None  # noqa: S101
+    columns = ", ".join(
+        f"{child_table}.{_quote(f.column)}" for f in child._meta.concrete_fields
+    )
+    joined = (
+        f" LEFT JOIN {child_table} ON {child_table}.{_quote(_field(child, fk).column)}"
+        f" = {LOCKED}.{pk_column} ORDER BY {child_table}.{_quote(child_pk.column)}"
+    )
+    return columns, joined
 
 
 def insert_write_rows(
