@@ -171,7 +171,7 @@ def insert_write_rows(
             columns, values = insert_values(model(**given))
             params.extend(values)
             continue
-        for attname, (field, native, default) in plan.items():
+        for attname, (field, native, default, plain_type) in plan.items():
             if default is _NOW:  # as `pre_save` does, given or not
                 value = timezone.now()
             elif attname in given:
@@ -180,7 +180,12 @@ def insert_write_rows(
                 value = field.get_default()
             else:
                 value = default
-            if _passes(value, native):
+            # `_passes`, without its call for a plain str/int/bool or a None.
+            if (
+                value.__class__ is plain_type
+                or (value is None and native is not None)
+                or _passes(value, native)
+            ):
                 params.append(value)
             else:
                 db = db or _db()
@@ -205,7 +210,7 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
     db = _db()
     row: dict[str, Any] = {}
     params: list[Any] = []
-    for attname, (field, native, default) in plan.items():
+    for attname, (field, native, default, plain_type) in plan.items():
         if default is _NOW:  # as `pre_save` does, given or not
             value = timezone.now()
         elif attname in given:
@@ -215,9 +220,15 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
         else:
             value = default
         row[attname] = value
-        params.append(
-            value if _passes(value, native) else field.get_db_prep_save(value, db)
-        )
+        # `_passes`, without its call for a plain str/int/bool or a None.
+        if (
+            value.__class__ is plain_type
+            or (value is None and native is not None)
+            or _passes(value, native)
+        ):
+            params.append(value)
+        else:
+            params.append(field.get_db_prep_save(value, db))
     write = _insert_write(model, columns, params, 1, once=False)
     with db.cursor() as cursor:
         execute(cursor, write.sql, write.params)
@@ -233,17 +244,20 @@ def _pk_attname(model: type[Model]) -> str:
 
 
 _NOW, _CALL = object(), object()  # `_rows_plan`: the time, the field's callable default
+# Native types whose values (of that exact class) `_passes` always lets through.
+_PLAIN_TYPES = (str, int, bool)
 
 
 @cache
 def _rows_plan(
     model: type[Model],
-) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any]]]:
+) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any, type | None]]]:
     """Per model: the INSERT's quoted columns (empty: build the model, see
-    `insert_write_rows`), and per attname its field, native type (`_NATIVE`)
-    and default: `_NOW`, `_CALL` or the value every row gets."""
+    `insert_write_rows`), and per attname its field, native type (`_NATIVE`),
+    default (`_NOW`, `_CALL` or the value every row gets) and the native type
+    when it is one of `_PLAIN_TYPES` (else None)."""
     columns, insert_plan = _insert_plan(model, ())
-    plan: dict[str, tuple[Field[Any, Any], type | None, Any]] = {}
+    plan: dict[str, tuple[Field[Any, Any], type | None, Any, type | None]] = {}
     plain = True
     for attname, field, native, pre_save in insert_plan:
         if pre_save:
@@ -253,5 +267,6 @@ def _rows_plan(
             default = _CALL
         else:
             default = field.get_default()
-        plan[attname] = (field, native, default)
+        plain_type = native if native in _PLAIN_TYPES else None
+        plan[attname] = (field, native, default, plain_type)
     return (list(columns) if plain else []), plan
