@@ -36,6 +36,7 @@ from catalog import cache as catalog_cache
 from catalog.models import Sku
 from config.lib.clientip import client_ip
 from config.lib.errors import DomainError
+from config.lib.formbody import form_fields
 from config.lib.pages import render_shared
 from config.lib.sessions import get_many_with_session
 from config.lib.urls import PLAIN, reverse_arg
@@ -459,8 +460,10 @@ def payment_notify(request: HttpRequest, gateway: str) -> HttpResponse:
         # own "not taken" (it retries later), as 429.
         _status, content_type, body = handler.ack(accepted=False)
         return HttpResponse(body, status=429, content_type=content_type)
+    # The form parsed by Django's rules without building request.POST
+    # (config/lib/formbody.py): a gateway's form has a handful of fields.
     fields = handler.notify_fields(
-        body=request.body, headers=HeadersOnRequest(request), post=request.POST
+        body=request.body, headers=HeadersOnRequest(request), post=form_fields(request)
     )
     try:
         result = services.payment_notify_handle(

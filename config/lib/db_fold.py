@@ -1,7 +1,7 @@
 """Statements that fold several steps of the paid path into one (config/lib/db.py's
 helpers, split off for length): a row locked together with the writes that follow
 its lock (`row_lock_then`), and rows inserted from values without building models
-(`insert_write_rows`). PostgreSQL for the first; both take field names and the
+first (`insert_write_rows`, `row_insert_given`). PostgreSQL for the first; both take field names and the
 model's own columns, never user-supplied SQL, and run through `execute`
 (config/lib/prepared.py).
 """
@@ -33,6 +33,7 @@ from config.lib.db import (
     _where,
     execute,
     insert_values,
+    row_insert,
     write_ctes,
 )
 
@@ -93,17 +94,9 @@ def row_lock_then(
     joined = ""
     if children is not None:
         child, fk, extra = children
-        child_table = _quote(child._meta.db_table)
-        child_pk = child._meta.pk
-        assert child_pk is not None  # noqa: S101
-        selected.extend(
-            f"{child_table}.{_quote(f.column)}" for f in child._meta.concrete_fields
-        )
+        child_columns, joined = _children_sql(child, fk, pk_column)
+        selected.append(child_columns)
         selected.append(extra)
-        joined = (
-            f" LEFT JOIN {child_table} ON {child_table}.{_quote(_field(child, fk).column)}"
-            f" = {LOCKED}.{pk_column} ORDER BY {child_table}.{_quote(child_pk.column)}"
-        )
     with db.cursor() as cursor:
         execute(
             cursor,
@@ -139,6 +132,23 @@ def row_lock_then(
     return Locked(found, list(first[width + 1 : ended]), bool(first[width]), read)
 
 
+@cache
+def _children_sql(child: type[Model], fk: str, pk_column: str) -> tuple[str, str]:
+    """`row_lock_then`'s select list of the children's columns and its join
+    (per child model: the same text every time)."""
+    child_table = _quote(child._meta.db_table)
+    child_pk = child._meta.pk
+    assert child_pk is not None  # noqa: S101
+    columns = ", ".join(
+        f"{child_table}.{_quote(f.column)}" for f in child._meta.concrete_fields
+    )
+    joined = (
+        f" LEFT JOIN {child_table} ON {child_table}.{_quote(_field(child, fk).column)}"
+        f" = {LOCKED}.{pk_column} ORDER BY {child_table}.{_quote(child_pk.column)}"
+    )
+    return columns, joined
+
+
 def insert_write_rows(
     model: type[Model], rows: Sequence[Mapping[str, Any]], *, once: bool = False
 ) -> Write:
@@ -161,7 +171,7 @@ def insert_write_rows(
             columns, values = insert_values(model(**given))
             params.extend(values)
             continue
-        for attname, (field, native, default) in plan.items():
+        for attname, (field, native, default, plain_type) in plan.items():
             if default is _NOW:  # as `pre_save` does, given or not
                 value = timezone.now()
             elif attname in given:
@@ -170,7 +180,12 @@ def insert_write_rows(
                 value = field.get_default()
             else:
                 value = default
-            if _passes(value, native):
+            # `_passes`, without its call for a plain str/int/bool or a None.
+            if (
+                value.__class__ is plain_type
+                or (value is None and native is not None)
+                or _passes(value, native)
+            ):
                 params.append(value)
             else:
                 db = db or _db()
@@ -178,18 +193,71 @@ def insert_write_rows(
     return _insert_write(model, columns, params, len(rows), once=once)
 
 
+def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
+    """`row_insert(model(**given))` (`given` by attname) without building the
+    model before the INSERT: the row's values as `insert_write_rows` takes them
+    (defaults, `auto_now(_add)`), then the instance built from them and its new
+    primary key as a row read back is (`Model.from_db`: saved, not adding).
+    A model with other `pre_save` work goes through `row_insert` as it is.
+    Raises TypeError for a name that is no field's attname.
+    """
+    columns, plan = _rows_plan(model)
+    unknown = given.keys() - plan.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {sorted(unknown)[0]}")
+    if not columns:
+        return row_insert(model(**given))
+    db = _db()
+    row: dict[str, Any] = {}
+    params: list[Any] = []
+    for attname, (field, native, default, plain_type) in plan.items():
+        if default is _NOW:  # as `pre_save` does, given or not
+            value = timezone.now()
+        elif attname in given:
+            value = given[attname]
+        elif default is _CALL:
+            value = field.get_default()
+        else:
+            value = default
+        row[attname] = value
+        # `_passes`, without its call for a plain str/int/bool or a None.
+        if (
+            value.__class__ is plain_type
+            or (value is None and native is not None)
+            or _passes(value, native)
+        ):
+            params.append(value)
+        else:
+            params.append(field.get_db_prep_save(value, db))
+    write = _insert_write(model, columns, params, 1, once=False)
+    with db.cursor() as cursor:
+        execute(cursor, write.sql, write.params)
+        (row[_pk_attname(model)],) = cursor.fetchone()
+    _columns, attnames = _select_list(model)
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, [row[name] for name in attnames])
+
+
+def _pk_attname(model: type[Model]) -> str:
+    pk = model._meta.pk
+    assert pk is not None  # noqa: S101 (every concrete model has one)
+    return pk.attname
+
+
 _NOW, _CALL = object(), object()  # `_rows_plan`: the time, the field's callable default
+# Native types whose values (of that exact class) `_passes` always lets through.
+_PLAIN_TYPES = (str, int, bool)
 
 
 @cache
 def _rows_plan(
     model: type[Model],
-) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any]]]:
+) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any, type | None]]]:
     """Per model: the INSERT's quoted columns (empty: build the model, see
-    `insert_write_rows`), and per attname its field, native type (`_NATIVE`)
-    and default: `_NOW`, `_CALL` or the value every row gets."""
+    `insert_write_rows`), and per attname its field, native type (`_NATIVE`),
+    default (`_NOW`, `_CALL` or the value every row gets) and the native type
+    when it is one of `_PLAIN_TYPES` (else None)."""
     columns, insert_plan = _insert_plan(model, ())
-    plan: dict[str, tuple[Field[Any, Any], type | None, Any]] = {}
+    plan: dict[str, tuple[Field[Any, Any], type | None, Any, type | None]] = {}
     plain = True
     for attname, field, native, pre_save in insert_plan:
         if pre_save:
@@ -199,5 +267,6 @@ def _rows_plan(
             default = _CALL
         else:
             default = field.get_default()
-        plan[attname] = (field, native, default)
+        plain_type = native if native in _PLAIN_TYPES else None
+        plan[attname] = (field, native, default, plain_type)
     return (list(columns) if plain else []), plan

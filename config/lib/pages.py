@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
+from html import escape as html_escape
 from typing import Any
 
 from django.core.cache import caches
@@ -70,8 +71,16 @@ def render_shared(
     # Values last, so nothing in them is replaced again (and the value slots
     # carry a per-process secret no value can know).
     for name, value in (slots or {}).items():
-        html = html.replace(value_slot(name), str(conditional_escape(value)))
+        html = html.replace(value_slot(name), _escape(value))
     return HttpResponse(html, status=status)
+
+
+def _escape(value: Any) -> str:
+    """`conditional_escape(value)` as a str; a plain str (the usual slot value)
+    straight through `html.escape`, which is what Django's `escape` applies."""
+    if type(value) is str:
+        return html_escape(value)
+    return str(conditional_escape(value))
 
 
 def value_slot(name: str) -> str:
@@ -81,9 +90,10 @@ def value_slot(name: str) -> str:
 
 
 _CHARS = CSRF_ALLOWED_CHARS
+_BASE = len(_CHARS)  # a constant: `len()` in the loops was a call per character
 _INDEX = {c: i for i, c in enumerate(_CHARS)}
 # Random bytes below this map evenly onto the 62 characters; the rest are dropped.
-_EVEN = 256 - 256 % len(_CHARS)
+_EVEN = 256 - 256 % _BASE
 
 
 def csrf_token(request: HttpRequest, *, renew: bool = True) -> str:
@@ -107,11 +117,8 @@ def csrf_token(request: HttpRequest, *, renew: bool = True) -> str:
         request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
     mask: list[int] = []
     while len(mask) < CSRF_SECRET_LENGTH:
-        mask += [b % len(_CHARS) for b in secrets.token_bytes(40) if b < _EVEN]
+        mask += [b % _BASE for b in secrets.token_bytes(40) if b < _EVEN]
     del mask[CSRF_SECRET_LENGTH:]
     return "".join([_CHARS[m] for m in mask]) + "".join(
-        [
-            _CHARS[(_INDEX[c] + m) % len(_CHARS)]
-            for c, m in zip(secret, mask, strict=True)
-        ]
+        [_CHARS[(_INDEX[c] + m) % _BASE] for c, m in zip(secret, mask, strict=True)]
     )

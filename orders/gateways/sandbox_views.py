@@ -68,6 +68,8 @@ def _sandbox_page(
 ) -> HttpResponse:
     """The pay page, rendered once per language, trade state and amount; the
     trade's own values go into their slots (config/lib/pages.py)."""
+    # The active language, as LocaleMiddleware kept it (config/lib/locale.py).
+    language = getattr(request, "LANGUAGE_CODE", None) or get_language()
     slots = {
         "subject": trade.subject,
         "out_trade_no": trade.out_trade_no,
@@ -90,7 +92,7 @@ def _sandbox_page(
         request,
         "orders/sandbox_pay.html",
         context,
-        key=f"sandbox-pay:{get_language()}:{trade.status}:{trade.total_amount}",
+        key=f"sandbox-pay:{language}:{trade.status}:{trade.total_amount}",
         status=status,
         slots=slots,
         per_path=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -334,38 +335,39 @@ def _paid_writes(
        `order_mark_paid` would sell them. Otherwise nothing is sold here and
        delivery reads the lines and sells after the lock, as before.
     """
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     columns, values = insert_values(payment, skip=("order",))
-    paid = f"{LOCKED}.{quote('total_amount')} = %s"
-    table = quote(PaymentNotify._meta.db_table)
+    payment_sql, marked_sql, go_sql = _paid_sql(tuple(columns))
     writes = [
-        Write(
-            f"INSERT INTO {quote(Payment._meta.db_table)}"  # noqa: S608 (model names)
-            f" ({', '.join(columns)}, {quote('order_id')})"
-            f" SELECT {', '.join(['%s'] * len(values))}, {LOCKED}.{quote('id')}"
-            f" FROM {LOCKED} WHERE {paid}"
-            f" ON CONFLICT DO NOTHING RETURNING {quote('id')}",
-            [*values, payment.amount],
-            "pk",
-        ),
-        Write(
-            f"UPDATE {table} SET {quote('outcome')} = %s,"  # noqa: S608 (model names)
-            f" {quote('message')} = %s, {quote('order_id')} = {LOCKED}.{quote('id')}"
-            f" FROM {LOCKED} WHERE {table}.{quote('id')} = %s AND {paid}",
-            [Outcome.PAID.value, "", notify.pk, payment.amount],
-        ),
+        Write(payment_sql, [*values, payment.amount], "pk"),
+        Write(marked_sql, [Outcome.PAID.value, "", notify.pk, payment.amount]),
     ]
     if not deliver:
         return writes, None
-    go = Write(
+    go = Write(go_sql, [Order.Status.PENDING.value, payment.amount], "rows")
+    sale, lines_extra = codes_sale_after_lock(now=now, go=f"w{_GO}", sale=f"w{_SALE}")
+    return [*writes, go, sale], lines_extra
+
+
+@cache
+def _paid_sql(columns: tuple[str, ...]) -> tuple[str, str, str]:
+    """The SQL of `_paid_writes`' payment, notify and `go` writes (the same text
+    for every notify: built once per process; `columns`: the payment's)."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    paid = f"{LOCKED}.{quote('total_amount')} = %s"
+    table = quote(PaymentNotify._meta.db_table)
+    return (
+        f"INSERT INTO {quote(Payment._meta.db_table)}"  # noqa: S608 (model names)
+        f" ({', '.join(columns)}, {quote('order_id')})"
+        f" SELECT {', '.join(['%s'] * len(columns))}, {LOCKED}.{quote('id')}"
+        f" FROM {LOCKED} WHERE {paid}"
+        f" ON CONFLICT DO NOTHING RETURNING {quote('id')}",
+        f"UPDATE {table} SET {quote('outcome')} = %s,"  # noqa: S608 (model names)
+        f" {quote('message')} = %s, {quote('order_id')} = {LOCKED}.{quote('id')}"
+        f" FROM {LOCKED} WHERE {table}.{quote('id')} = %s AND {paid}",
         f"SELECT 1 FROM {LOCKED} WHERE {LOCKED}.{LOCKED_FRESH}"  # noqa: S608
         f" AND {LOCKED}.{quote('status')} = %s AND {paid}"
         f" AND EXISTS (SELECT 1 FROM w{_PAYMENT})",
-        [Order.Status.PENDING.value, payment.amount],
-        "rows",
     )
-    sale, lines_extra = codes_sale_after_lock(now=now, go=f"w{_GO}", sale=f"w{_SALE}")
-    return [*writes, go, sale], lines_extra
 
 
 def _payment_apply(

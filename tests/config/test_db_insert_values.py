@@ -19,8 +19,8 @@ from config.lib.db import (
     row_get,
     row_insert,
 )
-from config.lib.db_fold import insert_write_rows
-from orders.models import OrderEvent
+from config.lib.db_fold import insert_write_rows, row_insert_given
+from orders.models import OrderEvent, PaymentNotify
 from orders.services import order_place
 from tests.factories.catalog import SkuFactory
 from tests.factories.fulfillment import stock_codes
@@ -196,3 +196,34 @@ def test_insert_write_rows_gives_the_values_a_built_model_gives():
     assert type(rows.params[4]) is int
     with pytest.raises(TypeError, match="no field"):
         insert_write_rows(Thing, [{"order": 1}])
+
+
+@pytest.mark.django_db
+def test_row_insert_given_writes_and_gives_what_row_insert_of_a_built_model_does():
+    given = {
+        "gateway": "sandbox",
+        "payload": {"out_trade_no": "KQ1", "nested": {"n": [1, None]}},
+        "remote_addr": "203.0.113.7",
+        "out_trade_no": "KQ1",
+        "outcome": PaymentNotify.Outcome.RECEIVED,
+    }
+
+    notify = row_insert_given(PaymentNotify, given)
+    built = row_insert(PaymentNotify(**given))
+
+    assert notify.pk is not None
+    assert notify.pk != built.pk
+    assert (notify._state.adding, notify._state.db) == (False, "default")
+    fields = [f.attname for f in PaymentNotify._meta.concrete_fields]
+    different = {"id", "created_at"}
+    assert {a: getattr(notify, a) for a in fields if a not in different} == {
+        a: getattr(built, a) for a in fields if a not in different
+    }
+    assert notify.created_at.tzinfo is not None
+    again = row_get(PaymentNotify, pk=notify.pk)
+    assert again is not None
+    assert {a: getattr(again, a) for a in fields} == {
+        a: getattr(notify, a) for a in fields
+    }
+    with pytest.raises(TypeError, match="no field"):
+        row_insert_given(PaymentNotify, {"order": 1})
