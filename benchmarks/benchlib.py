@@ -12,16 +12,32 @@ import json
 import os
 import platform
 import secrets
-import signal
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg2
+from benchlib_cpu import CLK_TCK as CLK_TCK
+from benchlib_cpu import CpuAccount as CpuAccount
+from benchlib_cpu import CpuMeter as CpuMeter
+from benchlib_cpu import _all_pids as _all_pids
+from benchlib_cpu import descendants as descendants
+from benchlib_cpu import loadavg as loadavg
+from benchlib_cpu import pg_backends as pg_backends
+from benchlib_cpu import proc_cpu_seconds as proc_cpu_seconds
+from benchlib_cpu import proc_stop as proc_stop
+from benchlib_cpu import wait_for_load as wait_for_load
+from benchlib_cpu import wait_for_quiet as wait_for_quiet
+from benchlib_tables import APP_PACKAGES as APP_PACKAGES
+from benchlib_tables import _fmt as _fmt
+from benchlib_tables import _frame_name as _frame_name
+from benchlib_tables import collapsed_summary as collapsed_summary
+from benchlib_tables import median as median
+from benchlib_tables import percentile as percentile
+from benchlib_tables import print_profile as print_profile
+from benchlib_tables import print_table as print_table
 from psycopg2 import sql
 
 # The tree these scripts live in (its venv runs everything, results go under it)...
@@ -300,202 +316,6 @@ class Gunicorn:
         proc_stop(self.proc, timeout=timeout)
 
 
-def proc_stop(proc: subprocess.Popen[Any] | None, *, timeout: float) -> None:
-    """SIGTERM a child we started, then SIGKILL it if it outlives `timeout` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-class CpuMeter:
-    """System-wide CPU busy and steal shares between enter and exit, from /proc/stat.
-
-    Steal is time the hypervisor gave our virtual CPUs to someone else: on a shared
-    host it slows everything down without showing up as any process's CPU time.
-    """
-
-    @staticmethod
-    def _read() -> tuple[int, int, int]:
-        with open("/proc/stat", encoding="ascii") as fh:
-            fields = [int(x) for x in fh.readline().split()[1:]]
-        idle = fields[3] + fields[4]  # idle + iowait
-        steal = fields[7] if len(fields) > 7 else 0
-        return sum(fields[:8]), idle, steal
-
-    def __enter__(self) -> CpuMeter:
-        self.total0, self.idle0, self.steal0 = self._read()
-        self.busy = 0.0
-        self.steal = 0.0
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        total1, idle1, steal1 = self._read()
-        total = total1 - self.total0
-        if total:
-            self.busy = 1 - (idle1 - self.idle0) / total
-            self.steal = (steal1 - self.steal0) / total
-
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads), or None once it has exited."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # stat fields 14 and 15
-
-
-def _all_pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def descendants(root: int) -> list[int]:
-    """root and every process below it (gunicorn master and workers)."""
-    parents: dict[int, int] = {}
-    for pid in _all_pids():
-        try:
-            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-                parents[pid] = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-    found = [root]
-    frontier = [root]
-    while frontier:
-        current = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == current]
-        found.extend(children)
-        frontier.extend(children)
-    return found
-
-
-def pg_backends(db_name: str) -> list[int]:
-    """PostgreSQL backend processes serving one database (from their process titles)."""
-    pids = []
-    needle = f" {db_name} ".encode()
-    for pid in _all_pids():
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                title = fh.read()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-        if title.startswith(b"postgres: ") and needle in title:
-            pids.append(pid)
-    return pids
-
-
-class CpuAccount:
-    """CPU seconds spent by given process groups between enter and exit.
-
-    Groups are callables returning pids, evaluated at both ends; a process born in
-    between counts from zero. This separates our cost from other load on the machine.
-    """
-
-    def __init__(self, groups: dict[str, Any]) -> None:
-        self.groups = groups
-        self.seconds: dict[str, float] = {}
-
-    def _snapshot(self) -> dict[str, dict[int, float]]:
-        snap: dict[str, dict[int, float]] = {}
-        for name, pids_of in self.groups.items():
-            snap[name] = {}
-            for pid in pids_of():
-                cpu = proc_cpu_seconds(pid)
-                if cpu is not None:
-                    snap[name][pid] = cpu
-        return snap
-
-    def __enter__(self) -> CpuAccount:
-        self.start = self._snapshot()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        end = self._snapshot()
-        for name, pids in end.items():
-            self.seconds[name] = sum(
-                cpu - self.start[name].get(pid, 0.0) for pid, cpu in pids.items()
-            )
-
-
-def wait_for_quiet(*, max_busy: float = 0.15, max_wait: float = 10.0) -> float:
-    """Wait (bounded) until the machine is mostly idle; returns the last busy share seen.
-
-    Other work on this machine (test suites, browsers) shares its two cores; a
-    figure taken while they run says little about our code.
-    """
-    deadline = time.monotonic() + max_wait
-    busy = 1.0
-    while True:
-        with CpuMeter() as meter:
-            time.sleep(1.0)
-        busy = meter.busy
-        if busy <= max_busy or time.monotonic() >= deadline:
-            return busy
-
-
-def loadavg() -> tuple[float, float, float]:
-    """The 1-, 5- and 15-minute load averages."""
-    with open("/proc/loadavg", encoding="ascii") as fh:
-        one, five, fifteen = (float(x) for x in fh.read().split()[:3])
-    return one, five, fifteen
-
-
-def wait_for_load(
-    *,
-    max_load: float = 0.5,
-    max_busy: float = 0.10,
-    quiet_windows: int = 3,
-    window: float = 5.0,
-    poll: float = 30.0,
-    max_wait: float = 2400.0,
-) -> dict[str, Any]:
-    """Wait (bounded, default 40 min) until the machine is quiet before a measured run.
-
-    Quiet: the 1-minute load average is below `max_load`, or the CPU was at most
-    `max_busy` busy in each of `quiet_windows` consecutive `window`-second samples.
-    The second test exists because the load average still carries the last minute
-    of our own previous run (it decays with a one-minute time constant), while the
-    samples see only what runs now. Returns what was seen; `quiet` is False when
-    `max_wait` ran out (the caller decides whether to measure anyway).
-    """
-    started = time.monotonic()
-    while True:
-        samples = []
-        load = loadavg()
-        if load[0] >= max_load:
-            for _ in range(quiet_windows):
-                with CpuMeter() as meter:
-                    time.sleep(window)
-                samples.append(meter.busy)
-                if meter.busy > max_busy:
-                    break
-        waited = time.monotonic() - started
-        quiet = load[0] < max_load or (
-            len(samples) == quiet_windows and max(samples) <= max_busy
-        )
-        if quiet or waited >= max_wait:
-            return {
-                "quiet": quiet,
-                "loadavg": load,
-                "busy_samples": samples,
-                "waited_s": round(waited, 1),
-            }
-        print(
-            f"  waiting for a quiet machine: load {load[0]:.2f}, "
-            f"busy {', '.join(f'{b:.0%}' for b in samples)} ({waited:.0f} s so far)",
-            flush=True,
-        )
-        time.sleep(poll)
-
-
 def redis_purge_prefix(url: str, prefix: str) -> int:
     """Delete the cache keys one run wrote (Django's Redis cache names them
     `<prefix>:<version>:<key>`); returns how many."""
@@ -540,134 +360,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def collapsed_summary(path: Path, *, top: int = 30) -> dict[str, Any]:
-    """Inclusive and own sample shares per function from py-spy's collapsed stacks.
-
-    Each line is `frame;frame;...;leaf count`; a frame is `function (file:line)`.
-    """
-    inclusive: dict[str, int] = {}
-    own: dict[str, int] = {}
-    total = 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_frame_name(f) for f in stack.split(";")]
-        for name in set(frames):
-            inclusive[name] = inclusive.get(name, 0) + count
-        own[frames[-1]] = own.get(frames[-1], 0) + count
-
-    def share(table: dict[str, int]) -> list[tuple[str, float]]:
-        ranked = sorted(table.items(), key=lambda kv: kv[1], reverse=True)[:top]
-        return [(name, n / total) for name, n in ranked] if total else []
-
-    return {
-        "samples": total,
-        "inclusive": share(inclusive),
-        "own": share(own),
-        "inclusive_all": {k: v / total for k, v in inclusive.items()} if total else {},
-    }
-
-
-def _frame_name(frame: str) -> str:
-    # "order_place (orders/services/checkout.py:57)" -> "order_place (orders/services/checkout.py)"
-    name, _, where = frame.partition(" (")
-    path = where.rsplit(":", 1)[0].rstrip(")")
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
-        if marker in path:
-            path = path.split(marker, 1)[1]
-    return f"{name} ({path})"
-
-
-APP_PACKAGES = (
-    "orders/",
-    "catalog/",
-    "fulfillment/",
-    "config/",
-    "risk/",
-    "distribution/",
-)
-
-
-def print_profile(summary: dict[str, Any], *, title: str, top: int = 25) -> None:
-    print(f"\n{title}: {summary['samples']} samples")
-    print("  inclusive (the function or anything it called):")
-    for name, frac in summary["inclusive"][:top]:
-        print(f"    {frac:6.1%}  {name}")
-    print("  own time (the leaf frame):")
-    for name, frac in summary["own"][:top]:
-        print(f"    {frac:6.1%}  {name}")
-    app = sorted(
-        (
-            (n, f)
-            for n, f in summary["inclusive_all"].items()
-            if n.split(" (", 1)[1].startswith(APP_PACKAGES)
-        ),
-        key=lambda nf: nf[1],
-        reverse=True,
-    )
-    print("  application functions, inclusive:")
-    for name, frac in app[:top]:
-        print(f"    {frac:6.1%}  {name}")
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def print_table(
-    title: str,
-    headers: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    left: int = 0,
-) -> None:
-    """A Markdown table; the first `left` columns (text) left-aligned, the rest right."""
-    cells = [[_fmt(c) for c in row] for row in rows]
-    widths = [
-        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-        for i, h in enumerate(headers)
-    ]
-    print(f"\n{title}")
-    print(
-        "| "
-        + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-        + " |"
-    )
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in cells:
-        print(
-            "| "
-            + " | ".join(
-                c.ljust(w) if i < left else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-            + " |"
-        )
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "-"
-        if abs(value) >= 100:
-            return f"{value:,.0f}"
-        return f"{value:.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
 
 
 def machine_info() -> dict[str, Any]:
