@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -292,22 +293,51 @@ def home_shown(*, now: dt.datetime) -> tuple[tuple[int, ...], str]:
     return shown, version
 
 
-def sku_on_sale(*, code: str, now: dt.datetime) -> Sku | None:
-    """selectors.sku_get_on_sale from the cached copy (product, platform and rule loaded)."""
+# The SKUs `sku_on_sale` read, for one catalog version: (version, {code: (SKU or
+# None, monotonic time it expires)}). A plain dict, not the `local` cache: that
+# one pickles, so every request unpickled a fresh copy (~40 Python calls); here
+# every request of the process gets the same objects. So **no caller may change
+# a SKU it is given, nor its product, platform or validity rule** (a sub-store's
+# price goes on a copy: orders/views.py, storefront/views.py);
+# tests/conftest.py checks after every test that the objects handed out are
+# unchanged. Entries keep the local cache's rules: filed under the version read
+# before the database, at most LOCAL_SECONDS old, bounded in number (a client
+# can POST any code; unknown ones are kept as None like the others).
+SKU_MEMO_SIZE = 1024
+_sku_memo: tuple[str, dict[str, tuple[Sku | None, float]]] = ("", {})
 
-    def build(version: str) -> Sku | None:
-        return (
-            Sku.objects.filter(
-                code=code,
-                is_active=True,
-                product__is_active=True,
-                product__platform__is_active=True,
-            )
-            .select_related("product", "product__platform", "validity_rule")
-            .first()
+
+def _sku_read(code: str) -> Sku | None:
+    return (
+        Sku.objects.filter(
+            code=code,
+            is_active=True,
+            product__is_active=True,
+            product__platform__is_active=True,
         )
+        .select_related("product", "product__platform", "validity_rule")
+        .first()
+    )
 
-    sku: Sku | None = _cached(f"sku:{code}", build)
+
+def sku_on_sale(*, code: str, now: dt.datetime) -> Sku | None:
+    """selectors.sku_get_on_sale from the process's copy (product, platform and
+    rule loaded). The object is shared: read it, never change it (above)."""
+    global _sku_memo
+    version = catalog_version()
+    memo_version, memo = _sku_memo
+    if memo_version != version:
+        memo = {}
+        _sku_memo = (version, memo)
+    clock = time.monotonic()
+    found = memo.get(code)
+    if found is not None and found[1] > clock:
+        sku = found[0]
+    else:
+        sku = _sku_read(code)
+        if len(memo) >= SKU_MEMO_SIZE:
+            memo.clear()
+        memo[code] = (sku, clock + LOCAL_SECONDS)
     if sku is None or not on_sale_now(sku, now):
         return None
     return sku

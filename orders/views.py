@@ -39,7 +39,7 @@ from config.lib.errors import DomainError
 from config.lib.formbody import form_fields
 from config.lib.pages import render_shared
 from config.lib.sessions import get_many_with_session
-from config.lib.urls import PLAIN, reverse_arg
+from config.lib.urls import PLAIN, reverse_args
 from distribution import attribution as reseller_attribution
 from distribution.substore import (
     ERR_SUBSTORE_GONE,
@@ -401,15 +401,16 @@ def _redirect_to_payment(
     # it to quote again, no dot segment) is them followed by the path.
     site = request.build_absolute_uri("/")[:-1]
     notify_base = settings.PAYMENT_NOTIFY_BASE_URL or site
+    notify_path, order_path = reverse_args(
+        ("orders:payment-notify", chosen.name), ("orders:order-detail", order.number)
+    )
     try:
         pay_url = services.payment_start(
             order=order,
-            notify_url=notify_base + reverse_arg("orders:payment-notify", chosen.name),
+            notify_url=notify_base + notify_path,
             # Back on the order page marked: it asks this gateway, in case its
             # notify is late or lost (orders/services/payment_return.py).
-            return_url=site
-            + reverse_arg("orders:order-detail", order.number)
-            + _paying_query(chosen.name),
+            return_url=site + order_path + _paying_query(chosen.name),
             gateway_name=chosen.name,
             client=_client_kind(request),
         )

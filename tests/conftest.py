@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.utils import translation
 
+from catalog import cache as catalog_cache
 from config.celery import app as celery_app
 from config.roles import staff_groups_sync
 from orders.gateways import sandbox
@@ -31,6 +34,27 @@ def _empty_cache():
     nor the risk rules' version token a process trusts for a second."""
     cache.clear()
     risk_version_forget()
+
+
+@pytest.fixture(autouse=True)
+def _shared_skus_unchanged(monkeypatch):
+    """The SKUs `catalog.cache.sku_on_sale` hands out are shared by every request
+    of a process: no caller may change one (nor its product, platform or
+    rule). Every SKU read during a test is pickled as read and compared at the
+    end: a view, service or template that changed one fails the test."""
+    read = []
+    real = catalog_cache._sku_read
+
+    def recorded(code):
+        sku = real(code)
+        if sku is not None:
+            read.append((sku, pickle.dumps(sku)))
+        return sku
+
+    monkeypatch.setattr(catalog_cache, "_sku_read", recorded)
+    yield
+    changed = [sku.code for sku, before in read if pickle.dumps(sku) != before]
+    assert not changed, f"a shared SKU was changed: {changed}"
 
 
 @pytest.fixture(autouse=True)

@@ -44,6 +44,34 @@ _PER_RESPONSE_ATTRS = frozenset(
 )
 CACHE_CONTROL = "Cache-Control"
 
+# (name, value) pairs Django's ResponseHeaders took as they are: its checks of a
+# header (ASCII name, latin-1 value, no newline; ~8 Python calls a write) depend
+# on the pair alone. Our own headers repeat a handful of pairs on every
+# response; clients choose none of them (a language or Vary value comes from
+# the settings' or our views' few values). Bounded all the same.
+_TAKEN_SIZE = 256
+_taken: set[tuple[str, str]] = set()
+
+
+def header_put(response: HttpResponseBase, name: str, key: str, value: str) -> None:
+    """`response.headers[name] = value` (`key`: `name.lower()`), the same entry;
+    a pair Django took as it was before is stored without its checks again."""
+    headers = response.headers
+    if (name, value) in _taken:
+        headers._store[key] = (name, value)
+        return
+    headers[name] = value
+    if headers._store[key] == (name, value):
+        if len(_taken) >= _TAKEN_SIZE:
+            _taken.clear()
+        _taken.add((name, value))
+
+
+def header_get(response: HttpResponseBase, key: str) -> str | None:
+    """`response.headers.get(name)` by its lowercased `key`."""
+    entry = response.headers._store.get(key)
+    return None if entry is None else entry[1]
+
 
 def _handler_hash(source: str) -> str:
     digest = hashlib.sha256(source.encode()).digest()
@@ -100,9 +128,12 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
             or (debug and response.status_code in (404, 500))
         ):
             return super().process_response(request, response)
-        if HEADER not in response:
-            response[HEADER] = self._policy(
-                policy, admin=request.path_info.startswith(ADMIN_PREFIX)
+        if _HEADER_KEY not in response.headers._store:
+            header_put(
+                response,
+                HEADER,
+                _HEADER_KEY,
+                self._policy(policy, admin=request.path_info.startswith(ADMIN_PREFIX)),
             )
         # As django-csp does: a nonce asked for after this point is an error.
         # One object serves every request: it is never evaluated (it raises).
@@ -133,6 +164,7 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
         return parts
 
 
+_HEADER_KEY = HEADER.lower()
 _NONCE_TOO_LATE = CheckableLazyObject(CSPMiddleware._csp_nonce_post_response)
 CSP_SETTINGS = frozenset(
     {"CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY", "DEBUG"}
@@ -149,6 +181,7 @@ def _csp_settings_changed(*, setting: str, **kwargs: Any) -> None:
 # patch_cache_control(response, private=True) writes, which depends on nothing
 # else). Views write a handful of values; clients none.
 PRIVATE_CACHE_SIZE = 64
+_CACHE_CONTROL_KEY = CACHE_CONTROL.lower()
 _private: dict[str, str] = {}
 
 
@@ -169,14 +202,13 @@ def cache_private(response: HttpResponseBase) -> None:
     Writes exactly what patch_cache_control would, without parsing and
     rebuilding the same value on every response.
     """
-    headers = response.headers
-    value = headers.get(CACHE_CONTROL)
+    value = header_get(response, _CACHE_CONTROL_KEY)
     if value is None:
-        headers[CACHE_CONTROL] = "private"
+        header_put(response, CACHE_CONTROL, _CACHE_CONTROL_KEY, "private")
     elif "public" not in value:
         patched = _made_private(response, value)
         if patched != value:
-            headers[CACHE_CONTROL] = patched
+            header_put(response, CACHE_CONTROL, _CACHE_CONTROL_KEY, patched)
 
 
 def cache_private_over_public(response: HttpResponseBase) -> None:

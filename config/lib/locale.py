@@ -31,6 +31,8 @@ from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 
+from config.lib.headers import header_get, header_put
+
 # Distinct (cookie, Accept-Language) pairs kept; browsers send a handful.
 LANGUAGE_CACHE_SIZE = 512
 LANGUAGE_SETTINGS = frozenset(
@@ -103,12 +105,20 @@ class LocaleMiddleware(DjangoLocaleMiddleware):
     ) -> HttpResponseBase:
         if getattr(request, "_locale_prefixed", False):
             return super().process_response(request, response)
-        headers = response.headers
-        vary = headers.get("Vary")
+        vary = header_get(response, "vary")
         # What patch_vary_headers writes: the value alone without a Vary, else
         # the value added once (the same string for the same Vary every time).
-        headers["Vary"] = (
-            "Accept-Language" if vary is None else _vary_with_language(response, vary)
+        header_put(
+            response,
+            "Vary",
+            "vary",
+            "Accept-Language" if vary is None else _vary_with_language(response, vary),
         )
-        headers.setdefault("Content-Language", translation.get_language())
+        if "content-language" not in response.headers._store:
+            header_put(
+                response,
+                "Content-Language",
+                "content-language",
+                translation.get_language(),
+            )
         return response

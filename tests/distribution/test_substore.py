@@ -317,3 +317,18 @@ def test_the_substore_home_links_to_its_own_product_pages_and_the_shop_to_its(
     assert 'href="/s/bobs/p/tx-vip/"' in substore_home
     assert 'href="/p/tx-vip/"' in shop_home
     assert "/s/bobs/" not in shop_home
+
+
+def test_the_shops_checkout_page_keeps_its_price_after_a_substore_checkout_page(
+    alice_client, store, month
+):
+    alice_client.get(
+        reverse("orders:checkout"), {"sku": "TX-M", "quantity": 2, "substore": "bobs"}
+    )
+
+    page = alice_client.get(
+        reverse("orders:checkout"), {"sku": "TX-M", "quantity": 2}
+    ).content.decode()
+
+    assert "¥200.00" in page
+    assert "¥216.00" not in page
