@@ -24,6 +24,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
+from config.lib.db_load import row_loaded
 from config.lib.prepared import execute as execute  # re-exported for call sites
 
 M = TypeVar("M", bound=Model)
@@ -319,10 +320,7 @@ def rows_get(
         execute(cursor, sql, params)
         rows = cursor.fetchall()
     converters = _converters(model)
-    return [
-        model.from_db(DEFAULT_DB_ALIAS, attnames, _convert(row, converters, db))
-        for row in rows
-    ]
+    return [row_loaded(model, attnames, _convert(row, converters, db)) for row in rows]
 
 
 def rows_get_after(
@@ -354,9 +352,7 @@ def rows_get_after(
     converters = _converters(model)
     return [
         (
-            model.from_db(
-                DEFAULT_DB_ALIAS, attnames, _convert(row[:-1], converters, db)
-            ),
+            row_loaded(model, attnames, _convert(row[:-1], converters, db)),
             row[-1],
         )
         for row in rows

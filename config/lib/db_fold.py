@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic
 
-from django.db import DEFAULT_DB_ALIAS, models
+from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.utils import timezone
@@ -36,6 +36,7 @@ from config.lib.db import (
     row_insert,
     write_ctes,
 )
+from config.lib.db_load import row_loaded
 
 LOCKED = "locked"  # the CTE `row_lock_then`'s writes read the locked row from
 # A column of LOCKED: true when the row locked is the version this statement's
@@ -109,9 +110,7 @@ def row_lock_then(
         return Locked(None, [], False, [])
     width = len(attnames)
     first = rows[0]
-    found = model.from_db(
-        DEFAULT_DB_ALIAS, attnames, _convert(first[:width], _converters(model), db)
-    )
+    found = row_loaded(model, attnames, _convert(first[:width], _converters(model), db))
     ended = width + 1 + len(answers)
     read: list[tuple[Any, Any]] = []
     if children is not None:
@@ -119,10 +118,8 @@ def row_lock_then(
         child_converters = _converters(child)
         read = [
             (
-                child.from_db(
-                    DEFAULT_DB_ALIAS,
-                    child_attnames,
-                    _convert(row[ended:-1], child_converters, db),
+                row_loaded(
+                    child, child_attnames, _convert(row[ended:-1], child_converters, db)
                 ),
                 row[-1],
             )
@@ -234,7 +231,7 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
         execute(cursor, write.sql, write.params)
         (row[_pk_attname(model)],) = cursor.fetchone()
     _columns, attnames = _select_list(model)
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, [row[name] for name in attnames])
+    return row_loaded(model, attnames, [row[name] for name in attnames])
 
 
 def _pk_attname(model: type[Model]) -> str:
