@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -476,6 +476,15 @@ def _insert_write(
     *,
     once: bool,
 ) -> Write:
+    sql = _insert_sql(model, tuple(columns), rows, once)
+    return Write(sql, params, "pk" if rows == 1 else "count")
+
+
+@lru_cache(maxsize=256)  # bounded: callers' row counts vary
+def _insert_sql(
+    model: type[Model], columns: tuple[str, ...], rows: int, once: bool
+) -> str:
+    """`_insert_write`'s text (built once per model, columns, rows and `once`)."""
     pk = model._meta.pk
     assert pk is not None  # noqa: S101
     row = f"({', '.join(['%s'] * len(columns))})"
@@ -484,9 +493,7 @@ def _insert_write(
         f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(columns)})"  # noqa: S608
         f" VALUES {', '.join([row] * rows)}{conflict}"
     )
-    if rows == 1:
-        return Write(f"{sql} RETURNING {_quote(pk.column)}", params, "pk")
-    return Write(sql, params)
+    return f"{sql} RETURNING {_quote(pk.column)}" if rows == 1 else sql
 
 
 def writes_run(writes: Sequence[Write]) -> list[Any]:

@@ -168,25 +168,29 @@ def insert_write_rows(
             columns, values = insert_values(model(**given))
             params.extend(values)
             continue
-        for attname, (field, native, default, plain_type) in plan.items():
-            if default is _NOW:  # as `pre_save` does, given or not
-                value = timezone.now()
-            elif attname in given:
-                value = given[attname]
-            elif default is _CALL:
-                value = field.get_default()
-            else:
-                value = default
-            # `_passes`, without its call for a plain str/int/bool or a None.
-            if (
-                value.__class__ is plain_type
-                or (value is None and native is not None)
-                or _passes(value, native)
-            ):
-                params.append(value)
-            else:
-                db = db or _db()
-                params.append(field.get_db_prep_save(value, db))
+        # The row's values, then each as prepared (comprehensions: no call
+        # per value where none is converted).
+        values = [
+            timezone.now()  # as `pre_save` does, given or not
+            if default is _NOW
+            else given[attname]
+            if attname in given
+            else field.get_default()
+            if default is _CALL
+            else default
+            for attname, (field, _native, default, _plain) in plan.items()
+        ]
+        # `_passes`, without its call for a plain str/int/bool or a None.
+        params += [
+            value
+            if value.__class__ is plain_type
+            or (value is None and native is not None)
+            or _passes(value, native)
+            else field.get_db_prep_save(value, db or (db := _db()))
+            for value, (field, native, _default, plain_type) in zip(
+                values, plan.values(), strict=True
+            )
+        ]
     return _insert_write(model, columns, params, len(rows), once=once)
 
 
@@ -205,27 +209,28 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
     if not columns:
         return row_insert(model(**given))
     db = _db()
-    row: dict[str, Any] = {}
-    params: list[Any] = []
-    for attname, (field, native, default, plain_type) in plan.items():
-        if default is _NOW:  # as `pre_save` does, given or not
-            value = timezone.now()
-        elif attname in given:
-            value = given[attname]
-        elif default is _CALL:
-            value = field.get_default()
-        else:
-            value = default
-        row[attname] = value
-        # `_passes`, without its call for a plain str/int/bool or a None.
-        if (
-            value.__class__ is plain_type
-            or (value is None and native is not None)
-            or _passes(value, native)
-        ):
-            params.append(value)
-        else:
-            params.append(field.get_db_prep_save(value, db))
+    # As `insert_write_rows` makes a row (comprehensions: no call per value).
+    row: dict[str, Any] = {
+        attname: timezone.now()  # as `pre_save` does, given or not
+        if default is _NOW
+        else given[attname]
+        if attname in given
+        else field.get_default()
+        if default is _CALL
+        else default
+        for attname, (field, _native, default, _plain) in plan.items()
+    }
+    # `_passes`, without its call for a plain str/int/bool or a None.
+    params = [
+        value
+        if value.__class__ is plain_type
+        or (value is None and native is not None)
+        or _passes(value, native)
+        else field.get_db_prep_save(value, db)
+        for value, (field, native, _default, plain_type) in zip(
+            row.values(), plan.values(), strict=True
+        )
+    ]
     write = _insert_write(model, columns, params, 1, once=False)
     with db.cursor() as cursor:
         execute(cursor, write.sql, write.params)
