@@ -439,19 +439,31 @@ def write_ctes(writes: Sequence[Write]) -> tuple[list[str], list[str], list[Any]
 def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) -> Write:
     """`rows_update` as a `Write` (its answer: the row count)."""
     db = _db()
-    sets: list[str] = []
-    params: list[Any] = []
-    for name, value in values.items():
-        column, field, native = _column(model, name)
-        sets.append(f"{column} = %s")
-        params.append(
-            value if _passes(value, native) else field.get_db_prep_save(value, db)
-        )
+    head, plan = _update_plan(model, tuple(values))
+    # `_passes`, without its call for a plain str or int (comprehension: no call
+    # per value where none is converted).
+    params = [
+        value
+        if (value.__class__ is native and (native is str or native is int))
+        or _passes(value, native)
+        else field.get_db_prep_save(value, db)
+        for value, (field, native) in zip(values.values(), plan, strict=True)
+    ]
     condition, where_params = _where(model, where, db)
-    return Write(
-        f"UPDATE {_quote(model._meta.db_table)} SET {', '.join(sets)}"  # noqa: S608
-        f" WHERE {condition}",
-        [*params, *where_params],
+    return Write(f"{head} WHERE {condition}", [*params, *where_params])
+
+
+@lru_cache(maxsize=256)  # bounded: per model and set of names
+def _update_plan(
+    model: type[Model], names: tuple[str, ...]
+) -> tuple[str, tuple[tuple[Field[Any, Any], type | None], ...]]:
+    """`update_write`'s `UPDATE ... SET ...` text and per name its field and
+    native type (`_column`)."""
+    columns = [_column(model, name) for name in names]
+    sets = ", ".join(f"{column} = %s" for column, _field, _native in columns)
+    return (
+        f"UPDATE {_quote(model._meta.db_table)} SET {sets}",  # noqa: S608
+        tuple((field, native) for _column_name, field, native in columns),
     )
 
 
