@@ -17,13 +17,14 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
+from config.lib.db_load import row_loaded
 from config.lib.prepared import execute as execute  # re-exported for call sites
 
 M = TypeVar("M", bound=Model)
@@ -319,10 +320,7 @@ def rows_get(
         execute(cursor, sql, params)
         rows = cursor.fetchall()
     converters = _converters(model)
-    return [
-        model.from_db(DEFAULT_DB_ALIAS, attnames, _convert(row, converters, db))
-        for row in rows
-    ]
+    return [row_loaded(model, attnames, _convert(row, converters, db)) for row in rows]
 
 
 def rows_get_after(
@@ -354,9 +352,7 @@ def rows_get_after(
     converters = _converters(model)
     return [
         (
-            model.from_db(
-                DEFAULT_DB_ALIAS, attnames, _convert(row[:-1], converters, db)
-            ),
+            row_loaded(model, attnames, _convert(row[:-1], converters, db)),
             row[-1],
         )
         for row in rows
@@ -443,19 +439,31 @@ def write_ctes(writes: Sequence[Write]) -> tuple[list[str], list[str], list[Any]
 def update_write(model: type[Model], where: Mapping[str, Any], **values: Any) -> Write:
     """`rows_update` as a `Write` (its answer: the row count)."""
     db = _db()
-    sets: list[str] = []
-    params: list[Any] = []
-    for name, value in values.items():
-        column, field, native = _column(model, name)
-        sets.append(f"{column} = %s")
-        params.append(
-            value if _passes(value, native) else field.get_db_prep_save(value, db)
-        )
+    head, plan = _update_plan(model, tuple(values))
+    # `_passes`, without its call for a plain str or int (comprehension: no call
+    # per value where none is converted).
+    params = [
+        value
+        if (value.__class__ is native and (native is str or native is int))
+        or _passes(value, native)
+        else field.get_db_prep_save(value, db)
+        for value, (field, native) in zip(values.values(), plan, strict=True)
+    ]
     condition, where_params = _where(model, where, db)
-    return Write(
-        f"UPDATE {_quote(model._meta.db_table)} SET {', '.join(sets)}"  # noqa: S608
-        f" WHERE {condition}",
-        [*params, *where_params],
+    return Write(f"{head} WHERE {condition}", [*params, *where_params])
+
+
+@lru_cache(maxsize=256)  # bounded: per model and set of names
+def _update_plan(
+    model: type[Model], names: tuple[str, ...]
+) -> tuple[str, tuple[tuple[Field[Any, Any], type | None], ...]]:
+    """`update_write`'s `UPDATE ... SET ...` text and per name its field and
+    native type (`_column`)."""
+    columns = [_column(model, name) for name in names]
+    sets = ", ".join(f"{column} = %s" for column, _field, _native in columns)
+    return (
+        f"UPDATE {_quote(model._meta.db_table)} SET {sets}",  # noqa: S608
+        tuple((field, native) for _column_name, field, native in columns),
     )
 
 
@@ -480,6 +488,15 @@ def _insert_write(
     *,
     once: bool,
 ) -> Write:
+    sql = _insert_sql(model, tuple(columns), rows, once)
+    return Write(sql, params, "pk" if rows == 1 else "count")
+
+
+@lru_cache(maxsize=256)  # bounded: callers' row counts vary
+def _insert_sql(
+    model: type[Model], columns: tuple[str, ...], rows: int, once: bool
+) -> str:
+    """`_insert_write`'s text (built once per model, columns, rows and `once`)."""
     pk = model._meta.pk
     assert pk is not None  # noqa: S101
     row = f"({', '.join(['%s'] * len(columns))})"
@@ -488,9 +505,7 @@ def _insert_write(
         f"INSERT INTO {_quote(model._meta.db_table)} ({', '.join(columns)})"  # noqa: S608
         f" VALUES {', '.join([row] * rows)}{conflict}"
     )
-    if rows == 1:
-        return Write(f"{sql} RETURNING {_quote(pk.column)}", params, "pk")
-    return Write(sql, params)
+    return f"{sql} RETURNING {_quote(pk.column)}" if rows == 1 else sql
 
 
 def writes_run(writes: Sequence[Write]) -> list[Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic
 
-from django.db import DEFAULT_DB_ALIAS, models
+from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 from django.utils import timezone
@@ -36,6 +36,7 @@ from config.lib.db import (
     row_insert,
     write_ctes,
 )
+from config.lib.db_load import row_loaded
 
 LOCKED = "locked"  # the CTE `row_lock_then`'s writes read the locked row from
 # A column of LOCKED: true when the row locked is the version this statement's
@@ -109,9 +110,7 @@ def row_lock_then(
         return Locked(None, [], False, [])
     width = len(attnames)
     first = rows[0]
-    found = model.from_db(
-        DEFAULT_DB_ALIAS, attnames, _convert(first[:width], _converters(model), db)
-    )
+    found = row_loaded(model, attnames, _convert(first[:width], _converters(model), db))
     ended = width + 1 + len(answers)
     read: list[tuple[Any, Any]] = []
     if children is not None:
@@ -119,10 +118,8 @@ def row_lock_then(
         child_converters = _converters(child)
         read = [
             (
-                child.from_db(
-                    DEFAULT_DB_ALIAS,
-                    child_attnames,
-                    _convert(row[ended:-1], child_converters, db),
+                row_loaded(
+                    child, child_attnames, _convert(row[ended:-1], child_converters, db)
                 ),
                 row[-1],
             )
@@ -171,25 +168,29 @@ def insert_write_rows(
             columns, values = insert_values(model(**given))
             params.extend(values)
             continue
-        for attname, (field, native, default, plain_type) in plan.items():
-            if default is _NOW:  # as `pre_save` does, given or not
-                value = timezone.now()
-            elif attname in given:
-                value = given[attname]
-            elif default is _CALL:
-                value = field.get_default()
-            else:
-                value = default
-            # `_passes`, without its call for a plain str/int/bool or a None.
-            if (
-                value.__class__ is plain_type
-                or (value is None and native is not None)
-                or _passes(value, native)
-            ):
-                params.append(value)
-            else:
-                db = db or _db()
-                params.append(field.get_db_prep_save(value, db))
+        # The row's values, then each as prepared (comprehensions: no call
+        # per value where none is converted).
+        values = [
+            timezone.now()  # as `pre_save` does, given or not
+            if default is _NOW
+            else given[attname]
+            if attname in given
+            else field.get_default()
+            if default is _CALL
+            else default
+            for attname, (field, _native, default, _plain) in plan.items()
+        ]
+        # `_passes`, without its call for a plain str/int/bool or a None.
+        params += [
+            value
+            if value.__class__ is plain_type
+            or (value is None and native is not None)
+            or _passes(value, native)
+            else field.get_db_prep_save(value, db or (db := _db()))
+            for value, (field, native, _default, plain_type) in zip(
+                values, plan.values(), strict=True
+            )
+        ]
     return _insert_write(model, columns, params, len(rows), once=once)
 
 
@@ -208,33 +209,34 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
     if not columns:
         return row_insert(model(**given))
     db = _db()
-    row: dict[str, Any] = {}
-    params: list[Any] = []
-    for attname, (field, native, default, plain_type) in plan.items():
-        if default is _NOW:  # as `pre_save` does, given or not
-            value = timezone.now()
-        elif attname in given:
-            value = given[attname]
-        elif default is _CALL:
-            value = field.get_default()
-        else:
-            value = default
-        row[attname] = value
-        # `_passes`, without its call for a plain str/int/bool or a None.
-        if (
-            value.__class__ is plain_type
-            or (value is None and native is not None)
-            or _passes(value, native)
-        ):
-            params.append(value)
-        else:
-            params.append(field.get_db_prep_save(value, db))
+    # As `insert_write_rows` makes a row (comprehensions: no call per value).
+    row: dict[str, Any] = {
+        attname: timezone.now()  # as `pre_save` does, given or not
+        if default is _NOW
+        else given[attname]
+        if attname in given
+        else field.get_default()
+        if default is _CALL
+        else default
+        for attname, (field, _native, default, _plain) in plan.items()
+    }
+    # `_passes`, without its call for a plain str/int/bool or a None.
+    params = [
+        value
+        if value.__class__ is plain_type
+        or (value is None and native is not None)
+        or _passes(value, native)
+        else field.get_db_prep_save(value, db)
+        for value, (field, native, _default, plain_type) in zip(
+            row.values(), plan.values(), strict=True
+        )
+    ]
     write = _insert_write(model, columns, params, 1, once=False)
     with db.cursor() as cursor:
         execute(cursor, write.sql, write.params)
         (row[_pk_attname(model)],) = cursor.fetchone()
     _columns, attnames = _select_list(model)
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, [row[name] for name in attnames])
+    return row_loaded(model, attnames, [row[name] for name in attnames])
 
 
 def _pk_attname(model: type[Model]) -> str:

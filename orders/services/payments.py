@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from config.lib.db import (
     Write,
-    insert_values,
     insert_write,
     row_insert,
     rows_update,
@@ -26,6 +25,7 @@ from config.lib.db import (
     writes_run,
 )
 from config.lib.db_fold import LOCKED, LOCKED_FRESH
+from config.lib.db_row import model_new, row_values
 from config.lib.errors import DomainError
 from fulfillment.services import OutOfStockError
 from orders.gateways import (
@@ -187,15 +187,19 @@ def _notify_apply(
     # to deliver now) its codes' sale are written by the statement that locks
     # the order (PostgreSQL): two round trips fewer.
     now = timezone.now()
-    payment = Payment(
-        gateway=gateway_name, trade_no=parsed.trade_no, amount=parsed.amount
-    )
+    # What `Payment(**given)` gives, without `Model.__init__` (config/lib/db_row.py).
+    given = {
+        "gateway": gateway_name,
+        "trade_no": parsed.trade_no,
+        "amount": parsed.amount,
+    }
+    payment = model_new(Payment, given)
     early = (
         parsed.status == "success"
         and connections[DEFAULT_DB_ALIAS].vendor == "postgresql"
     )
     writes, lines_extra = (
-        _paid_writes(payment, notify, now=now, deliver=not hold_reason)
+        _paid_writes(payment, given, notify, now=now, deliver=not hold_reason)
         if early
         else ([], None)
     )
@@ -219,7 +223,8 @@ def _notify_apply(
                 True,
             )
         elif parsed.status == "success":
-            payment.order = order
+            # Its order's id (the relation is set where a refund may read it).
+            payment.order_id = order.pk
             sold_now = early and lines_extra is not None and written[_GO] == 1
             outcome = _payment_apply(
                 order=order,
@@ -316,7 +321,12 @@ _PAYMENT, _MARKED, _GO, _SALE = range(4)
 
 
 def _paid_writes(
-    payment: Payment, notify: PaymentNotify, *, now: dt.datetime, deliver: bool
+    payment: Payment,
+    given: dict[str, Any],
+    notify: PaymentNotify,
+    *,
+    now: dt.datetime,
+    deliver: bool,
 ) -> tuple[list[Write], str | None]:
     """Writes reading the locked order (`order_lock_for_update`), and the lines'
     SQL expression (None: no lines read).
@@ -335,7 +345,10 @@ def _paid_writes(
        `order_mark_paid` would sell them. Otherwise nothing is sold here and
        delivery reads the lines and sells after the lock, as before.
     """
-    columns, values = insert_values(payment, skip=("order",))
+    # `insert_values(payment, skip=("order",))` from the values it was built
+    # from (`given`), leaving on it what that leaves (its `created_at`).
+    columns, values, attrs = row_values(Payment, given, skip=("order",))
+    payment.__dict__.update(attrs)
     payment_sql, marked_sql, go_sql = _paid_sql(tuple(columns))
     writes = [
         Write(payment_sql, [*values, payment.amount], "pk"),
@@ -409,6 +422,8 @@ def _payment_apply(
         return Outcome.DUPLICATE
     payment.pk = payment_pk
     payment._state.adding = False
+    if order.status != Order.Status.PENDING:
+        payment.order = order  # for the refunds below (as the model relation)
     if order.status not in (Order.Status.PENDING, Order.Status.CANCELLED):
         # Paid twice (two trades for one order): the second payment goes back whole.
         paid = order.paid_amount + parsed.amount
