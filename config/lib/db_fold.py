@@ -8,7 +8,7 @@ model's own columns, never user-supplied SQL, and run through `execute`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Generic
@@ -158,7 +158,6 @@ def insert_write_rows(
     Raises TypeError for a name that is no field's attname.
     """
     columns, plan = _rows_plan(model)
-    db: BaseDatabaseWrapper | None = None  # looked up only for a value to convert
     params: list[Any] = []
     for given in rows:
         unknown = given.keys() - plan.keys()
@@ -168,29 +167,8 @@ def insert_write_rows(
             columns, values = insert_values(model(**given))
             params.extend(values)
             continue
-        # The row's values, then each as prepared (comprehensions: no call
-        # per value where none is converted).
-        values = [
-            timezone.now()  # as `pre_save` does, given or not
-            if default is _NOW
-            else given[attname]
-            if attname in given
-            else field.get_default()
-            if default is _CALL
-            else default
-            for attname, (field, _native, default, _plain) in plan.items()
-        ]
-        # `_passes`, without its call for a plain str/int/bool or a None.
-        params += [
-            value
-            if value.__class__ is plain_type
-            or (value is None and native is not None)
-            or _passes(value, native)
-            else field.get_db_prep_save(value, db or (db := _db()))
-            for value, (field, native, _default, plain_type) in zip(
-                values, plan.values(), strict=True
-            )
-        ]
+        values = _row_values(plan, given)
+        params += _row_params(plan, values, _db)
     return _insert_write(model, columns, params, len(rows), once=once)
 
 
@@ -209,9 +187,26 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
     if not columns:
         return row_insert(model(**given))
     db = _db()
-    # As `insert_write_rows` makes a row (comprehensions: no call per value).
-    row: dict[str, Any] = {
-        attname: timezone.now()  # as `pre_save` does, given or not
+    values = _row_values(plan, given)
+    row = dict(zip(plan, values, strict=True))
+    write = _insert_write(model, columns, _row_params(plan, values, _db), 1, once=False)
+    with db.cursor() as cursor:
+        execute(cursor, write.sql, write.params)
+        (row[_pk_attname(model)],) = cursor.fetchone()
+    _columns, attnames = _select_list(model)
+    return row_loaded(model, attnames, [row[name] for name in attnames])
+
+
+_Plan = dict[str, tuple["Field[Any, Any]", "type | None", Any, "type | None"]]
+
+
+def _row_values(plan: _Plan, given: Mapping[str, Any]) -> list[Any]:
+    """A new row's values in `plan`'s order, as building the model gives them: the
+    time for `auto_now(_add)` (given or not, as `pre_save` does), else the given
+    value, else the field's default (a callable one called). A comprehension: no
+    call per value where none is needed."""
+    return [
+        timezone.now()
         if default is _NOW
         else given[attname]
         if attname in given
@@ -219,24 +214,24 @@ def row_insert_given(model: type[M], given: Mapping[str, Any]) -> M:
         if default is _CALL
         else default
         for attname, (field, _native, default, _plain) in plan.items()
-    }
-    # `_passes`, without its call for a plain str/int/bool or a None.
-    params = [
+    ]
+
+
+def _row_params(
+    plan: _Plan, values: list[Any], db: Callable[[], BaseDatabaseWrapper]
+) -> list[Any]:
+    """The values as the INSERT's parameters: `_passes`, without its call for a
+    plain str/int/bool or a None; `db()` only for a value to convert."""
+    return [
         value
         if value.__class__ is plain_type
         or (value is None and native is not None)
         or _passes(value, native)
-        else field.get_db_prep_save(value, db)
+        else field.get_db_prep_save(value, db())
         for value, (field, native, _default, plain_type) in zip(
-            row.values(), plan.values(), strict=True
+            values, plan.values(), strict=True
         )
     ]
-    write = _insert_write(model, columns, params, 1, once=False)
-    with db.cursor() as cursor:
-        execute(cursor, write.sql, write.params)
-        (row[_pk_attname(model)],) = cursor.fetchone()
-    _columns, attnames = _select_list(model)
-    return row_loaded(model, attnames, [row[name] for name in attnames])
 
 
 def _pk_attname(model: type[Model]) -> str:
@@ -253,13 +248,13 @@ _PLAIN_TYPES = (str, int, bool)
 @cache
 def _rows_plan(
     model: type[Model],
-) -> tuple[list[str], dict[str, tuple[Field[Any, Any], type | None, Any, type | None]]]:
+) -> tuple[list[str], _Plan]:
     """Per model: the INSERT's quoted columns (empty: build the model, see
     `insert_write_rows`), and per attname its field, native type (`_NATIVE`),
     default (`_NOW`, `_CALL` or the value every row gets) and the native type
     when it is one of `_PLAIN_TYPES` (else None)."""
     columns, insert_plan = _insert_plan(model, ())
-    plan: dict[str, tuple[Field[Any, Any], type | None, Any, type | None]] = {}
+    plan: _Plan = {}
     plain = True
     for attname, field, native, pre_save in insert_plan:
         if pre_save:
